@@ -1,0 +1,121 @@
+"""The one exception tree of patchline.
+
+Every error patchline raises on purpose is an :class:`Error`; third-party errors
+are translated at the boundary with ``raise ... from exc``. The CLI catches
+``Error`` once, prints one line (the detail with ``-v``) and exits with 2.
+
+::
+
+    Error
+    ├── ConfigError                 patchline.toml or an option is wrong
+    ├── ReferenceError_             an image reference cannot be parsed
+    ├── SourceError                 reading an image failed
+    │   ├── RegistryError           the registry answered badly or went away
+    │   │   └── AuthError           credentials missing or refused
+    │   ├── ImageNotFound           no such image, tag or blob
+    │   ├── ManifestError           a manifest, index or config is malformed
+    │   ├── PlatformError           no manifest for the wanted platform
+    │   └── BlobError               a blob is corrupt
+    │       ├── DigestMismatch      its content does not hash to its digest
+    │       └── LayerError          a layer cannot be decompressed or untarred
+    ├── CatalogError                a cataloger cannot parse a file (becomes a Skipped)
+    ├── CacheError                  the catalog cache cannot be used
+    ├── SbomError                   an SBOM cannot be written
+    └── HostError                   a host tool (podman, skopeo) is missing or failed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BlobError",
+    "CacheError",
+    "CatalogError",
+    "ConfigError",
+    "DigestMismatch",
+    "Error",
+    "HostError",
+    "ImageNotFound",
+    "LayerError",
+    "ManifestError",
+    "PlatformError",
+    "ReferenceError_",
+    "RegistryError",
+    "SbomError",
+    "SourceError",
+]
+
+
+class Error(Exception):
+    """Root of every error patchline raises on purpose.
+
+    ``detail`` holds what ``-v`` shows beyond the one-line message.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(Error):
+    """The configuration file or a command-line option is invalid."""
+
+
+class ReferenceError_(Error):  # noqa: N801 - the builtin ReferenceError is unrelated
+    """An image reference cannot be parsed."""
+
+
+class SourceError(Error):
+    """Reading an image from its source failed."""
+
+
+class RegistryError(SourceError):
+    """A registry answered with an error, an unexpected response, or went away."""
+
+
+class AuthError(RegistryError):
+    """Credentials are missing or were refused."""
+
+
+class ImageNotFound(SourceError):
+    """The image, tag, manifest or blob does not exist."""
+
+
+class ManifestError(SourceError):
+    """A manifest, index or image config is malformed or of an unsupported type."""
+
+
+class PlatformError(SourceError):
+    """A multi-platform index has no manifest for the wanted platform."""
+
+
+class BlobError(SourceError):
+    """A blob's content is corrupt."""
+
+
+class DigestMismatch(BlobError):
+    """A blob's content does not hash to the digest that names it."""
+
+
+class LayerError(BlobError):
+    """A layer cannot be decompressed or is not a valid tar stream."""
+
+
+class CatalogError(Error):
+    """A cataloger cannot parse a file; the walker records it as a ``Skipped``."""
+
+
+class CacheError(Error):
+    """The catalog cache cannot be read or written."""
+
+
+class SbomError(Error):
+    """An SBOM document cannot be produced."""
+
+
+class HostError(Error):
+    """A host tool patchline drives (podman, skopeo, buildah) is missing or failed."""
