@@ -65,7 +65,7 @@ class ConfigError(Error):
     """The configuration file or a command-line option is invalid."""
 
 
-class ReferenceError_(Error):  # noqa: N801 - the builtin ReferenceError is unrelated
+class ReferenceError_(Error):
     """An image reference cannot be parsed."""
 
 

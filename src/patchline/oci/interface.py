@@ -61,7 +61,7 @@ class Descriptor:
 
     media_type: str
     digest: Digest
-    size: int
+    size: int  # -1 where the source does not know it (podman storage)
     platform: Platform | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
 

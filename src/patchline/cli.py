@@ -1,0 +1,216 @@
+"""The ``patchline`` command line: parse, call one library function, render.
+
+Exit codes: 0 success; 1 the command worked and found what ``--strict`` (or a
+``--fail-on`` option) makes fatal; 2 an error (one line on stderr, the detail
+with ``-v``).
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from patchline import __version__
+from patchline._config import Config, load_config
+from patchline._model import Inventory
+from patchline.errors import ConfigError, Error
+from patchline.oci.interface import Descriptor, ResolvedImage
+
+app = typer.Typer(
+    name="patchline",
+    help="Keep a fleet of container images patched: inventory, assess, rebuild, roll out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+stderr = Console(stderr=True, highlight=False)
+
+
+class _State:
+    verbose: int = 0
+    config_path: Path | None = None
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+
+state = _State()
+
+
+class OutputFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CYCLONEDX = "cyclonedx"
+    SPDX = "spdx"
+
+
+def _fail(exc: Error) -> NoReturn:
+    stderr.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+    if state.verbose and exc.detail:
+        stderr.print(exc.detail, soft_wrap=True, markup=False)
+    if state.verbose > 1 and exc.__cause__ is not None:
+        stderr.print(f"caused by: {type(exc.__cause__).__name__}: {exc.__cause__}", markup=False)
+    raise typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"patchline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail; repeat for more.")] = 0,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="patchline.toml to use.", envvar="PATCHLINE_CONFIG")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    state.verbose = verbose
+    state.config_path = config
+
+
+class _RichScanProgress:
+    """Draws scan progress on stderr; only used when stderr is a terminal."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[int, TaskID] = {}
+        self._total = 0
+
+    def resolved(self, image: ResolvedImage) -> None:
+        self._total = len(image.layers)
+
+    def layer_started(self, index: int, descriptor: Descriptor, *, cached: bool) -> None:
+        label = f"layer {index + 1}/{self._total} {descriptor.digest[7:19]}"
+        total = descriptor.size if descriptor.size >= 0 else None
+        if cached:
+            label += " (cached)"
+        self._tasks[index] = self._progress.add_task(label, total=total)
+
+    def layer_advanced(self, index: int, done: int) -> None:
+        self._progress.update(self._tasks[index], completed=done)
+
+    def layer_finished(self, index: int) -> None:
+        task = self._tasks[index]
+        total = self._progress.tasks[task].total
+        self._progress.update(task, completed=total or 1, total=total or 1)
+
+
+def _scan(reference: str, *, platform: str | None, insecure: bool, use_cache: bool,
+          catalogers: str | None, config: Config) -> Inventory:
+    from patchline.catalog.list import DEFAULT_CATALOGERS, catalogers_by_name
+    from patchline.inventory import LayerCache, default_cache_dir, scan_image
+    from patchline.oci import open_source, parse_platform, parse_source_ref
+
+    names = [n.strip() for n in catalogers.split(",") if n.strip()] if catalogers else config.scan.catalogers
+    chosen = tuple(catalogers_by_name(names)) if names else DEFAULT_CATALOGERS
+    plat_text = platform or config.scan.platform
+    plat = parse_platform(plat_text) if plat_text else None
+    ref = parse_source_ref(reference)
+    if ref.image is not None and ref.image.registry in config.registries.insecure:
+        insecure = True
+    cache = None
+    if use_cache and config.cache.enabled:
+        cache = LayerCache(config.cache.dir or default_cache_dir(), chosen)
+    with open_source(reference, platform=plat, insecure=insecure) as source:
+        if stderr.is_terminal:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                console=stderr, transient=True,
+            ) as bar:
+                return scan_image(source, catalogers=chosen, cache=cache, progress=_RichScanProgress(bar))
+        return scan_image(source, catalogers=chosen, cache=cache)
+
+
+def render_table(inventory: Inventory, console: Console) -> None:
+    layers = inventory.layers
+    table = Table(title=f"{inventory.image.reference}", title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("NAME", overflow="fold")
+    table.add_column("VERSION", overflow="fold")
+    table.add_column("TYPE")
+    table.add_column("INTRODUCED", justify="right")
+    table.add_column("CHANGED", justify="right")
+    for p in inventory.packages:
+        intro = f"{p.introduced_in}:{layers[p.introduced_in].diff_id[7:19]}"
+        changed = "" if p.changed_in == p.introduced_in else f"{p.changed_in}:{layers[p.changed_in].diff_id[7:19]}"
+        table.add_row(p.name, p.version, p.ecosystem.value, intro, changed)
+    console.print(table)
+    counts: dict[str, int] = {}
+    for p in inventory.packages:
+        counts[p.ecosystem.value] = counts.get(p.ecosystem.value, 0) + 1
+    by_type = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    distro = inventory.distro.pretty_name or inventory.distro.id if inventory.distro else "unknown distro"
+    console.print(
+        f"\n{len(inventory.packages)} packages ({by_type}) in {len(layers)} layers; {distro}; "
+        f"config {inventory.image.config_digest}"
+    )
+    if inventory.skipped:
+        skipped = Table(title="skipped", title_justify="left", show_edge=False, pad_edge=False)
+        skipped.add_column("LAYER", justify="right")
+        skipped.add_column("PATH", overflow="fold")
+        skipped.add_column("REASON", overflow="fold")
+        for s in inventory.skipped:
+            skipped.add_row("" if s.layer is None else str(s.layer), s.path, s.reason)
+        console.print(skipped)
+
+
+@app.command()
+def sbom(
+    image: Annotated[str, typer.Argument(help="Image: REGISTRY/REPO[:TAG|@DIGEST], containers-storage:REF, "
+                                         "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]")],
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.TABLE,
+    json_output: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    platform: Annotated[str | None, typer.Option(help="os/arch[/variant] of a multi-platform image.")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP to the registry.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the layer cache.")] = False,
+    catalogers: Annotated[str | None, typer.Option(help="Comma-separated cataloger names (default: all).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if anything was skipped.")] = False,
+) -> None:
+    """Inventory every package in IMAGE, with the layer that introduced it."""
+    try:
+        config = state.config()
+        fmt = OutputFormat.JSON if json_output else output_format
+        inventory = _scan(image, platform=platform, insecure=insecure, use_cache=not no_cache,
+                          catalogers=catalogers, config=config)
+        if fmt is OutputFormat.TABLE:
+            if output is not None:
+                with output.open("w", encoding="utf-8") as fh:
+                    render_table(inventory, Console(file=fh, width=160))
+            else:
+                render_table(inventory, Console(highlight=False))
+        else:
+            from patchline.sbom import render_sbom
+
+            text = render_sbom(inventory, fmt.value)
+            if output is not None:
+                output.write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text)
+                if not text.endswith("\n"):
+                    sys.stdout.write("\n")
+        if output is not None:
+            stderr.print(f"wrote {fmt.value} SBOM of {len(inventory.packages)} packages to {output}")
+    except Error as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(ConfigError(f"cannot write {exc.filename}: {exc.strerror}"))
+    if inventory.skipped and (strict or config.scan.strict):
+        stderr.print(f"{len(inventory.skipped)} file(s) skipped; failing because of --strict")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,141 @@
+"""Scan an image: resolve it, walk (or recall from cache) each layer, compose."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from patchline._model import Digest, ImageInfo, Inventory, Layer
+from patchline.catalog.interface import Cataloger
+from patchline.catalog.list import DEFAULT_CATALOGERS
+from patchline.errors import BlobError, LayerError, ManifestError
+from patchline.inventory._cache import LayerCache
+from patchline.inventory._compose import compose
+from patchline.inventory._decompress import TarStream
+from patchline.inventory._walk import LayerCatalog, Matcher, walk_layer
+from patchline.oci._manifest import layer_created_by
+from patchline.oci.interface import Descriptor, ImageSource, ResolvedImage
+
+
+class ScanProgress(Protocol):
+    """Receives progress of a scan; the CLI draws it, libraries may ignore it."""
+
+    def resolved(self, image: ResolvedImage) -> None: ...
+
+    def layer_started(self, index: int, descriptor: Descriptor, *, cached: bool) -> None: ...
+
+    def layer_advanced(self, index: int, done: int) -> None: ...
+
+    def layer_finished(self, index: int) -> None: ...
+
+
+class _NoProgress:
+    def resolved(self, image: ResolvedImage) -> None:
+        pass
+
+    def layer_started(self, index: int, descriptor: Descriptor, *, cached: bool) -> None:
+        pass
+
+    def layer_advanced(self, index: int, done: int) -> None:
+        pass
+
+    def layer_finished(self, index: int) -> None:
+        pass
+
+
+def _walk_blob(
+    source: ImageSource,
+    descriptor: Descriptor,
+    diff_id: Digest,
+    matcher: Matcher,
+    index: int,
+    progress: ScanProgress,
+) -> LayerCatalog:
+    with source.open_blob(descriptor) as raw:
+        tar = TarStream(raw, diff_id=diff_id)
+
+        def advanced(_offset: int) -> None:
+            done = getattr(raw, "bytes_read", None)
+            progress.layer_advanced(index, done if isinstance(done, int) else 0)
+
+        try:
+            layer = walk_layer(tar.stream, diff_id=diff_id, matcher=matcher, on_progress=advanced)
+            tar.finish()
+        except (LayerError, BlobError) as exc:
+            raise type(exc)(f"layer {index} ({descriptor.digest}): {exc.message}", detail=exc.detail) from exc
+    return LayerCatalog(
+        diff_id=layer.diff_id,
+        files=layer.files,
+        whiteouts=layer.whiteouts,
+        opaque_dirs=layer.opaque_dirs,
+        problems=layer.problems,
+        entries=layer.entries,
+        size=tar.size,
+        compression=tar.compression,
+    )
+
+
+def scan_image(
+    source: ImageSource,
+    *,
+    catalogers: Sequence[Cataloger] = DEFAULT_CATALOGERS,
+    cache: LayerCache | None = None,
+    progress: ScanProgress | None = None,
+) -> Inventory:
+    """Inventory every package of an image, with the layers that brought them in.
+
+    Layers whose catalog is in ``cache`` are not read at all.
+    """
+    if not catalogers:
+        raise ValueError("scan_image needs at least one cataloger")
+    progress = progress or _NoProgress()
+    image = source.resolve()
+    progress.resolved(image)
+    diff_ids = image.config.diff_ids
+    if len(diff_ids) != len(image.layers):
+        raise ManifestError(
+            f"image has {len(image.layers)} layers but its config lists {len(diff_ids)} diff_ids"
+        )
+    matcher = Matcher(catalogers)
+    catalogs: list[LayerCatalog] = []
+    for index, (descriptor, diff_id) in enumerate(zip(image.layers, diff_ids, strict=True)):
+        cached = cache.get(diff_id) if cache is not None else None
+        progress.layer_started(index, descriptor, cached=cached is not None)
+        if cached is None:
+            cached = _walk_blob(source, descriptor, diff_id, matcher, index, progress)
+            if cache is not None:
+                cache.put(cached)
+        catalogs.append(cached)
+        progress.layer_finished(index)
+
+    composed = compose(catalogs)
+    created_by = layer_created_by(image.config)
+    layers = tuple(
+        Layer(
+            index=i,
+            diff_id=diff_ids[i],
+            digest=d.digest,
+            media_type=d.media_type,
+            size=d.size,
+            created_by=created_by[i],
+        )
+        for i, d in enumerate(image.layers)
+    )
+    info = ImageInfo(
+        reference=image.reference,
+        manifest_digest=image.manifest_digest,
+        config_digest=image.config_digest,
+        os=image.config.os,
+        architecture=image.config.architecture,
+        variant=image.config.variant,
+        created=image.config.created,
+        repo_tags=image.repo_tags,
+    )
+    return Inventory(
+        image=info,
+        layers=layers,
+        distro=composed.distro,
+        packages=composed.packages,
+        skipped=composed.skipped,
+        catalogers=tuple((c.name, c.version) for c in catalogers),
+    )

@@ -1,0 +1,220 @@
+"""Walk one layer's tar stream once; catalog the files catalogers declared.
+
+The result of a layer walk depends only on the layer's content and the
+catalogers' versions, so it is what the cache stores (keyed by diff_id).
+Composition across layers (whiteouts, overrides) happens in ``_compose``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from patchline.catalog.interface import Cataloger, FileResult
+from patchline.errors import CatalogError
+from patchline.inventory._tar import HARDLINK, SYMLINK, TarReader
+
+WALKER_VERSION = "1"
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+
+# Files the core itself reads (the distro), beside the catalogers' own.
+OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
+_OS_RELEASE_MAX = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogedFile:
+    """One declared file found in a layer, and what its cataloger made of it."""
+
+    path: str
+    cataloger: str  # "" for core files (os-release)
+    kind: str  # "file", "symlink", "hardlink", "other"
+    result: FileResult | None = None  # None when not parsed (see ``error``)
+    error: str | None = None  # why the file could not be parsed
+    text: str | None = None  # content of core files (os-release)
+    link: str | None = None  # symlink / hardlink target
+
+
+@dataclass(frozen=True, slots=True)
+class LayerCatalog:
+    """What one layer contributes: declared files, deletions, and problems."""
+
+    diff_id: str
+    files: tuple[CatalogedFile, ...]
+    whiteouts: tuple[str, ...]  # absolute paths this layer deletes from the layers below
+    opaque_dirs: tuple[str, ...]  # directories whose lower contents this layer hides
+    problems: tuple[tuple[str, str], ...] = ()  # (path, reason) for entries that were refused
+    entries: int = 0
+    size: int = 0  # uncompressed bytes
+    compression: str = "none"
+
+
+def glob_to_regex(glob: str) -> str:
+    """Translate an absolute path glob (``*``, ``?``, ``**/``) into a regex body.
+
+    A glob that starts with ``**/`` means "anywhere", i.e. ``/**/``.
+    """
+    if glob.startswith("**/"):
+        glob = "/" + glob
+    if not glob.startswith("/"):
+        raise ValueError(f"cataloger glob {glob!r} is not absolute")
+    out = []
+    i = 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return "".join(out)
+
+
+@dataclass
+class Matcher:
+    """Decides, in one regex match, which cataloger (if any) wants a path."""
+
+    catalogers: Sequence[Cataloger]
+    _regex: re.Pattern[str] = field(init=False)
+    _groups: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        alternatives = [f"(?P<core>{'|'.join(re.escape(p) for p in OS_RELEASE_PATHS)})"]
+        self._groups = {}
+        for index, cataloger in enumerate(self.catalogers):
+            group = f"c{index}"
+            self._groups[group] = index
+            body = "|".join(glob_to_regex(g) for g in cataloger.globs)
+            alternatives.append(f"(?P<{group}>{body})")
+        self._regex = re.compile(f"(?:{'|'.join(alternatives)})\\Z", re.DOTALL)
+
+    def match(self, path: str) -> int | None:
+        """-1 for a core file, the cataloger's index, or None."""
+        m = self._regex.match(path)
+        if m is None:
+            return None
+        group = m.lastgroup
+        if group == "core":
+            return -1
+        assert group is not None
+        return self._groups[group]
+
+
+def normalize(name: str) -> tuple[str | None, str | None]:
+    """(absolute path, None) or (None, why it is refused) for a tar entry name."""
+    if "\0" in name:
+        return None, "name contains a NUL byte"
+    if name.startswith("/"):
+        return None, "absolute path in a layer"
+    path = posixpath.normpath("/" + name)
+    # normpath("/" + "../x") gives "/x": detect escapes on the relative form instead.
+    rel = posixpath.normpath(name) if name not in ("", ".", "./") else "."
+    if rel == ".." or rel.startswith("../"):
+        return None, "path escapes the image root"
+    return path, None
+
+
+def walk_layer(
+    stream: IO[bytes],
+    *,
+    diff_id: str,
+    matcher: Matcher,
+    on_progress: Callable[[int], None] | None = None,
+) -> LayerCatalog:
+    """Read a layer's uncompressed tar stream once and catalog what it declares."""
+    reader = TarReader(stream)
+    catalogers = matcher.catalogers
+    files: list[CatalogedFile] = []
+    whiteouts: list[str] = []
+    opaque: list[str] = []
+    problems: list[tuple[str, str]] = []
+    kept: dict[str, bytes] = {}  # this layer's declared regular files, for hard links to them
+    seen: set[str] = set()  # every regular path in this layer, to check hard link targets
+    last_progress = 0
+    for entry in reader:
+        if on_progress is not None and reader.entries - last_progress >= 2048:
+            on_progress(entry.offset)
+            last_progress = reader.entries
+        path, refused = normalize(entry.name)
+        if path is None:
+            problems.append((entry.name, refused or "refused"))
+            continue
+        base = path.rpartition("/")[2]
+        if base.startswith(WHITEOUT_PREFIX):
+            parent = path.rpartition("/")[0] or "/"
+            if base == OPAQUE_MARKER:
+                opaque.append(parent)
+            else:
+                whiteouts.append(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
+            continue
+        if entry.is_regular:
+            seen.add(path)
+        which = matcher.match(path)
+        if which is None:
+            if entry.type == HARDLINK:
+                target, why = normalize(entry.linkname)
+                if target is None or target not in seen:
+                    problems.append((path, f"hard link to missing file {entry.linkname!r}"
+                                     if target is not None else f"hard link target {why}"))
+            continue
+        name = catalogers[which].name if which >= 0 else ""
+        limit = catalogers[which].max_file_size if which >= 0 else _OS_RELEASE_MAX
+        if entry.type == SYMLINK:
+            files.append(CatalogedFile(path, name, "symlink", link=entry.linkname))
+            continue
+        data: bytes | None = None
+        kind = "file"
+        if entry.type == HARDLINK:
+            kind = "hardlink"
+            target, _ = normalize(entry.linkname)
+            if target is None or target not in seen:
+                files.append(CatalogedFile(path, name, kind, error=f"hard link to missing file {entry.linkname!r}",
+                                           link=entry.linkname))
+                continue
+            data = kept.get(target)
+            if data is None:
+                files.append(CatalogedFile(path, name, kind, error="hard link to a file that was not read",
+                                           link=entry.linkname))
+                continue
+        elif not entry.is_regular:
+            files.append(CatalogedFile(path, name, "other"))
+            continue
+        elif entry.size > limit:
+            too_big = f"file is {entry.size} bytes, over the {limit} byte limit"
+            files.append(CatalogedFile(path, name, kind, error=too_big))
+            continue
+        else:
+            data = reader.read_data()
+            kept[path] = data
+        files.append(_parse(path, data, which, catalogers, kind))
+    return LayerCatalog(
+        diff_id=diff_id,
+        files=tuple(files),
+        whiteouts=tuple(whiteouts),
+        opaque_dirs=tuple(opaque),
+        problems=tuple(problems),
+        entries=reader.entries,
+    )
+
+
+def _parse(path: str, data: bytes, which: int, catalogers: Sequence[Cataloger], kind: str) -> CatalogedFile:
+    if which < 0:
+        return CatalogedFile(path, "", kind, text=data.decode("utf-8", "replace"))
+    cataloger = catalogers[which]
+    try:
+        result = cataloger.parse(path, data)
+    except CatalogError as exc:
+        return CatalogedFile(path, cataloger.name, kind, error=str(exc))
+    except Exception as exc:
+        return CatalogedFile(path, cataloger.name, kind, error=f"cataloger failed: {type(exc).__name__}: {exc}")
+    return CatalogedFile(path, cataloger.name, kind, result=result)

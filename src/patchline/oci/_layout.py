@@ -1,0 +1,201 @@
+"""OCI image layout directories (``oci:DIR[:TAG]``) and their tarballs (``oci-archive:``)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Protocol
+
+from patchline._model import Digest
+from patchline.errors import BlobError, ImageNotFound, ManifestError, SourceError
+from patchline.oci._blob import VerifyingReader, digest_bytes
+from patchline.oci._manifest import (
+    host_platform,
+    load_json,
+    media_type_of,
+    parse_config,
+    parse_index,
+    parse_manifest,
+    select_platform,
+)
+from patchline.oci.interface import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    Descriptor,
+    ImageSource,
+    Platform,
+    ResolvedImage,
+)
+
+REF_NAME = "org.opencontainers.image.ref.name"
+_DIGEST_RE = re.compile(r"^(sha256|sha512):([0-9a-f]{64}|[0-9a-f]{128})$")
+_SMALL = 16 << 20  # manifests, indexes and configs larger than this are refused
+
+
+def blob_path(digest: str) -> str:
+    """The layout-relative path of a blob; refuses digests that could escape ``blobs/``."""
+    m = _DIGEST_RE.match(digest)
+    if not m:
+        raise ManifestError(f"invalid digest {digest!r}")
+    return f"blobs/{m.group(1)}/{m.group(2)}"
+
+
+class BlobStore(Protocol):
+    """Files of a layout: a directory or a tar of one."""
+
+    def open(self, relpath: str) -> IO[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class _DirStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def open(self, relpath: str) -> IO[bytes]:
+        try:
+            return (self.root / relpath).open("rb")
+        except FileNotFoundError as exc:
+            raise ImageNotFound(f"{relpath} is missing from the OCI layout at {self.root}") from exc
+        except OSError as exc:
+            raise SourceError(f"cannot read {relpath} in {self.root}: {exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+
+class _TarStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed in close()
+            self._members = {
+                m.name[2:] if m.name.startswith("./") else m.name: m
+                for m in self._tar.getmembers()
+                if m.isfile()
+            }
+        except FileNotFoundError as exc:
+            raise ImageNotFound(f"archive {path} does not exist") from exc
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise SourceError(f"{path} is not a readable tar archive: {exc}") from exc
+
+    def open(self, relpath: str) -> IO[bytes]:
+        member = self._members.get(relpath)
+        if member is None:
+            raise ImageNotFound(f"{relpath} is missing from the archive {self.path}")
+        fh = self._tar.extractfile(member)
+        if fh is None:
+            raise SourceError(f"{relpath} in {self.path} is not a regular file")
+        return fh
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+def read_small(store: BlobStore, relpath: str, what: str) -> bytes:
+    with store.open(relpath) as fh:
+        data = fh.read(_SMALL + 1)
+    if len(data) > _SMALL:
+        raise ManifestError(f"{what} is larger than {_SMALL} bytes")
+    return data
+
+
+def read_blob(store: BlobStore, descriptor: Descriptor, what: str) -> bytes:
+    if descriptor.size > _SMALL:
+        raise ManifestError(f"{what} is larger than {_SMALL} bytes")
+    with store.open(blob_path(descriptor.digest)) as fh:
+        reader = VerifyingReader(fh, digest=descriptor.digest, size=descriptor.size, what=what)
+        return reader.read()
+
+
+def resolve_in_store(
+    store: BlobStore,
+    *,
+    name: str | None,
+    platform: Platform | None,
+    reference: str,
+) -> ResolvedImage:
+    """Resolve an image in a layout's ``index.json`` by tag name and platform."""
+    index = load_json(read_small(store, "index.json", "index.json"), "index.json")
+    entries = parse_index(index)
+    if not entries:
+        raise ImageNotFound(f"{reference}: the layout's index.json lists no images")
+    if name is not None:
+        named = [e for e in entries if e.annotations.get(REF_NAME) in (name, )
+                 or e.annotations.get(REF_NAME, "").endswith(f":{name}")]
+        if not named:
+            names = ", ".join(sorted({e.annotations.get(REF_NAME, "") for e in entries} - {""})) or "none"
+            raise ImageNotFound(f"{reference}: no image named {name!r} in the layout (names: {names})")
+        entries = tuple(named)
+    wanted = platform or host_platform()
+    if len(entries) > 1:
+        if all(e.platform is not None for e in entries):
+            entries = (select_platform(entries, wanted),)
+        else:
+            names = ", ".join(sorted({e.annotations.get(REF_NAME, "?") for e in entries}))
+            raise ImageNotFound(f"{reference}: the layout holds several images; name one ({names})")
+    chosen = entries[0]
+    manifest_digest: Digest = chosen.digest
+    for _ in range(4):  # nested indexes, bounded
+        data = read_blob(store, chosen, "manifest")
+        doc = load_json(data, "manifest")
+        media_type = media_type_of(doc, chosen.media_type)
+        if media_type in INDEX_TYPES:
+            chosen = select_platform(parse_index(doc), wanted)
+            manifest_digest = chosen.digest
+            continue
+        if media_type not in MANIFEST_TYPES:
+            raise ManifestError(f"{reference}: unsupported manifest media type {media_type}")
+        config_desc, layers = parse_manifest(doc)
+        config = parse_config(read_blob(store, config_desc, "image config"))
+        return ResolvedImage(
+            reference=reference,
+            manifest_digest=manifest_digest,
+            config_digest=config_desc.digest,
+            config=config,
+            layers=layers,
+        )
+    raise ManifestError(f"{reference}: indexes nested too deep")
+
+
+class LayoutSource:
+    """An OCI image layout, as a directory or as a tar archive of one."""
+
+    def __init__(self, path: str | Path, *, name: str | None = None, platform: Platform | None = None,
+                 archive: bool = False, reference: str | None = None) -> None:
+        self.path = Path(path)
+        self._name = name
+        self._platform = platform
+        self._reference = reference or f"{'oci-archive' if archive else 'oci'}:{path}" + (f":{name}" if name else "")
+        if archive:
+            self._store: BlobStore = _TarStore(self.path)
+        else:
+            if not (self.path / "index.json").is_file():
+                raise ImageNotFound(f"{self.path} is not an OCI image layout (no index.json)")
+            self._store = _DirStore(self.path)
+
+    def resolve(self) -> ResolvedImage:
+        return resolve_in_store(self._store, name=self._name, platform=self._platform, reference=self._reference)
+
+    @contextlib.contextmanager
+    def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
+        with self._store.open(blob_path(descriptor.digest)) as fh:
+            yield VerifyingReader(fh, digest=descriptor.digest, size=descriptor.size, what="blob")  # type: ignore[misc]
+
+    def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[IO[bytes]]:
+        return self._open(descriptor)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> ImageSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["BlobError", "LayoutSource", "digest_bytes"]

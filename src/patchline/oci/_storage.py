@@ -1,0 +1,115 @@
+"""Local podman / buildah storage (``containers-storage:REF``), through skopeo and podman.
+
+Storage keeps layers unpacked, so there are no blobs to stream. The image is
+resolved from its config alone (cheap), and only when a layer is not in the
+catalog cache is the image exported, once, to a temporary OCI layout with
+uncompressed layers, whose layer digests are then the diff_ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from patchline._model import Digest
+from patchline.errors import HostError, ImageNotFound, ManifestError
+from patchline.oci._blob import VerifyingReader, digest_bytes
+from patchline.oci._layout import _DirStore, blob_path, resolve_in_store
+from patchline.oci._manifest import parse_config
+from patchline.oci.interface import Descriptor, ImageSource, ResolvedImage
+
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+def _run(argv: list[str], what: str) -> bytes:
+    if shutil.which(argv[0]) is None:
+        raise HostError(f"{argv[0]} is not installed; it is needed to {what} (run scripts/setup-host.sh)")
+    proc = subprocess.run(argv, capture_output=True, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()
+        if "image not known" in err or "does not resolve to an image" in err or "no such image" in err.lower():
+            raise ImageNotFound(f"no image {argv[-1]} in local containers storage")
+        raise HostError(f"{argv[0]} failed to {what}: {err.splitlines()[-1] if err else proc.returncode}",
+                        detail=err)
+    return proc.stdout
+
+
+class ContainersStorageSource:
+    def __init__(self, name: str, *, reference: str | None = None) -> None:
+        self._name = name
+        self._reference = reference or f"containers-storage:{name}"
+        self._export: tempfile.TemporaryDirectory[str] | None = None
+        self._exported: dict[Digest, Descriptor] = {}
+        self._image_id: str | None = None
+
+    def resolve(self) -> ResolvedImage:
+        info = json.loads(_run(["podman", "image", "inspect", self._name], "inspect the image"))
+        if not info:
+            raise ImageNotFound(f"no image {self._name} in local containers storage")
+        image = info[0]
+        self._image_id = str(image["Id"])
+        config_bytes = _run(
+            ["skopeo", "inspect", "--config", "--raw", f"containers-storage:{self._image_id}"],
+            "read the image config",
+        )
+        config_digest = digest_bytes(config_bytes)
+        if config_digest.split(":", 1)[1] != self._image_id:
+            raise ManifestError(f"{self._reference}: the config does not hash to the image ID")
+        config = parse_config(config_bytes)
+        layers = tuple(Descriptor(OCI_LAYER_TAR, d, -1) for d in config.diff_ids)
+        manifest_digest = image.get("Digest")
+        return ResolvedImage(
+            reference=self._reference,
+            manifest_digest=Digest(manifest_digest) if manifest_digest else None,
+            config_digest=config_digest,
+            config=config,
+            layers=layers,
+            repo_tags=tuple(image.get("RepoTags") or ()),
+        )
+
+    def _export_layout(self) -> None:
+        if self._export is not None:
+            return
+        if self._image_id is None:
+            self.resolve()
+        self._export = tempfile.TemporaryDirectory(prefix="patchline-storage-")
+        layout = Path(self._export.name) / "layout"
+        _run(
+            ["skopeo", "copy", "--quiet", "--dest-oci-accept-uncompressed-layers",
+             f"containers-storage:{self._image_id}", f"oci:{layout}:image"],
+            "export the image from containers storage",
+        )
+        store = _DirStore(layout)
+        exported = resolve_in_store(store, name="image", platform=None, reference=self._reference)
+        for descriptor, diff_id in zip(exported.layers, exported.config.diff_ids, strict=True):
+            self._exported[diff_id] = descriptor
+        self._store = store
+
+    @contextlib.contextmanager
+    def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
+        self._export_layout()
+        exported = self._exported.get(descriptor.digest)
+        if exported is None:
+            raise ImageNotFound(f"{self._reference}: layer {descriptor.digest} is not in the exported image")
+        with self._store.open(blob_path(exported.digest)) as fh:
+            yield VerifyingReader(fh, digest=exported.digest, size=exported.size, what="layer")  # type: ignore[misc]
+
+    def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[IO[bytes]]:
+        return self._open(descriptor)
+
+    def close(self) -> None:
+        if self._export is not None:
+            self._export.cleanup()
+            self._export = None
+
+    def __enter__(self) -> ImageSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
