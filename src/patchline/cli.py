@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -53,7 +54,7 @@ class OutputFormat(enum.StrEnum):
 
 
 def _fail(exc: Error) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     if state.verbose and exc.detail:
         stderr.print(exc.detail, soft_wrap=True, markup=False)
     if state.verbose > 1 and exc.__cause__ is not None:
@@ -134,9 +135,15 @@ def _scan(reference: str, *, platform: str | None, insecure: bool, use_cache: bo
         return scan_image(source, catalogers=chosen, cache=cache)
 
 
+def _stdout_console() -> Console:
+    # Piped tables are read by grep and awk: don't fold them at 80 columns.
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=200)
+
+
 def render_table(inventory: Inventory, console: Console) -> None:
     layers = inventory.layers
-    table = Table(title=f"{inventory.image.reference}", title_justify="left", show_edge=False, pad_edge=False)
+    table = Table(title=escape(inventory.image.reference), title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("NAME", overflow="fold")
     table.add_column("VERSION", overflow="fold")
     table.add_column("TYPE")
@@ -145,16 +152,19 @@ def render_table(inventory: Inventory, console: Console) -> None:
     for p in inventory.packages:
         intro = f"{p.introduced_in}:{layers[p.introduced_in].diff_id[7:19]}"
         changed = "" if p.changed_in == p.introduced_in else f"{p.changed_in}:{layers[p.changed_in].diff_id[7:19]}"
-        table.add_row(p.name, p.version, p.ecosystem.value, intro, changed)
+        table.add_row(escape(p.name), escape(p.version), p.ecosystem.value, intro, changed)
     console.print(table)
     counts: dict[str, int] = {}
     for p in inventory.packages:
         counts[p.ecosystem.value] = counts.get(p.ecosystem.value, 0) + 1
     by_type = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
     distro = inventory.distro.pretty_name or inventory.distro.id if inventory.distro else "unknown distro"
+    plural = "layer" if len(layers) == 1 else "layers"
     console.print(
-        f"\n{len(inventory.packages)} packages ({by_type}) in {len(layers)} layers; {distro}; "
-        f"config {inventory.image.config_digest}"
+        f"\n{len(inventory.packages)} packages ({by_type}) in {len(layers)} {plural}; {distro}; "
+        f"config {inventory.image.config_digest}",
+        soft_wrap=True,
+        markup=False,
     )
     if inventory.skipped:
         skipped = Table(title="skipped", title_justify="left", show_edge=False, pad_edge=False)
@@ -162,7 +172,7 @@ def render_table(inventory: Inventory, console: Console) -> None:
         skipped.add_column("PATH", overflow="fold")
         skipped.add_column("REASON", overflow="fold")
         for s in inventory.skipped:
-            skipped.add_row("" if s.layer is None else str(s.layer), s.path, s.reason)
+            skipped.add_row("" if s.layer is None else str(s.layer), escape(s.path), escape(s.reason))
         console.print(skipped)
 
 
@@ -190,7 +200,7 @@ def sbom(
                 with output.open("w", encoding="utf-8") as fh:
                     render_table(inventory, Console(file=fh, width=160))
             else:
-                render_table(inventory, Console(highlight=False))
+                render_table(inventory, _stdout_console())
         else:
             from patchline.sbom import render_sbom
 
@@ -210,6 +220,44 @@ def sbom(
     if inventory.skipped and (strict or config.scan.strict):
         stderr.print(f"{len(inventory.skipped)} file(s) skipped; failing because of --strict")
         raise typer.Exit(1)
+
+
+DEMO_IMAGE = "localhost/patchline-demo/debian:bookworm"
+
+
+@app.command()
+def demo(
+    image: Annotated[str, typer.Option(help="Tag of the demo base image in podman storage.")] = DEMO_IMAGE,
+    suite: Annotated[str, typer.Option(help="Debian suite to debootstrap.")] = "bookworm",
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build the base image even if it exists.")] = False,
+    sbom_output: Annotated[
+        Path | None, typer.Option("--sbom", help="Also write the CycloneDX SBOM to this file.")
+    ] = None,
+) -> None:
+    """The main job on embedded defaults: build a real Debian image, then inventory it.
+
+    The image is built once with debootstrap from the host's own Debian mirror
+    (read from its apt sources) and kept in podman storage; later runs reuse it.
+    """
+    from patchline._baseimage import build_debian_base, image_exists
+
+    try:
+        config = state.config()
+        if rebuild or not image_exists(image):
+            with stderr.status(f"building {image}") as status:
+                build_debian_base(image, suite=suite, progress=lambda line: status.update(line))
+        else:
+            stderr.print(f"using {image} from podman storage (--rebuild to build it again)")
+        inventory = _scan(f"containers-storage:{image}", platform=None, insecure=False, use_cache=True,
+                          catalogers=None, config=config)
+        render_table(inventory, _stdout_console())
+        if sbom_output is not None:
+            from patchline.sbom import render_sbom
+
+            sbom_output.write_text(render_sbom(inventory, "cyclonedx"), encoding="utf-8")
+            stderr.print(f"wrote the CycloneDX SBOM to {sbom_output}")
+    except Error as exc:
+        _fail(exc)
 
 
 def main() -> None:
