@@ -38,7 +38,8 @@ class _Gunzip:
             for data in self._chunks:
                 while data:
                     fed = True
-                    out = z.decompress(data)
+                    # Bounded output: a chunk of a highly compressible layer can inflate a thousandfold.
+                    out = z.decompress(data, _CHUNK)
                     if out:
                         yield out
                     if z.eof:
@@ -46,7 +47,7 @@ class _Gunzip:
                         z = zlib.decompressobj(16 + zlib.MAX_WBITS)
                         fed = False
                     else:
-                        data = b""
+                        data = z.unconsumed_tail
         except zlib.error as exc:
             raise LayerError(f"corrupt gzip stream: {exc}") from exc
         if fed and not z.eof:

@@ -24,6 +24,8 @@ OPAQUE_MARKER = ".wh..wh..opq"
 # Files the core itself reads (the distro), beside the catalogers' own.
 OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
 _OS_RELEASE_MAX = 64 * 1024
+# Declared files up to this size are kept until the layer ends, for hard links to them.
+_KEEP_FOR_LINKS = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +197,8 @@ def walk_layer(
             continue
         else:
             data = reader.read_data()
-            kept[path] = data
+            if len(data) <= _KEEP_FOR_LINKS:
+                kept[path] = data
         files.append(_parse(path, data, which, catalogers, kind))
     return LayerCatalog(
         diff_id=diff_id,
