@@ -17,7 +17,7 @@ from typing import Protocol
 from patchline._model import Ecosystem
 from patchline.errors import CatalogError
 
-__all__ = ["Cataloger", "CatalogError", "FileResult", "Found"]
+__all__ = ["CatalogError", "Cataloger", "FileResult", "Found"]
 
 
 @dataclass(frozen=True, slots=True)
