@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from patchline._model import Digest, ImageInfo, Inventory, Layer
@@ -81,10 +83,12 @@ def scan_image(
     catalogers: Sequence[Cataloger] = DEFAULT_CATALOGERS,
     cache: LayerCache | None = None,
     progress: ScanProgress | None = None,
+    jobs: int | None = None,
 ) -> Inventory:
     """Inventory every package of an image, with the layers that brought them in.
 
-    Layers whose catalog is in ``cache`` are not read at all.
+    Layers whose catalog is in ``cache`` are not read at all; the others are
+    walked ``jobs`` at a time (default: one per core).
     """
     if not catalogers:
         raise ValueError("scan_image needs at least one cataloger")
@@ -97,18 +101,42 @@ def scan_image(
             f"image has {len(image.layers)} layers but its config lists {len(diff_ids)} diff_ids"
         )
     matcher = Matcher(catalogers)
-    catalogs: list[LayerCatalog] = []
+    catalogs: list[LayerCatalog | None] = []
+    missing: list[int] = []
     for index, (descriptor, diff_id) in enumerate(zip(image.layers, diff_ids, strict=True)):
         cached = cache.get(diff_id) if cache is not None else None
         progress.layer_started(index, descriptor, cached=cached is not None)
-        if cached is None:
-            cached = _walk_blob(source, descriptor, diff_id, matcher, index, progress)
-            if cache is not None:
-                cache.put(cached)
         catalogs.append(cached)
-        progress.layer_finished(index)
+        if cached is None:
+            missing.append(index)
+        else:
+            progress.layer_finished(index)
 
-    composed = compose(catalogs)
+    def walk(index: int) -> LayerCatalog:
+        layer = _walk_blob(source, image.layers[index], diff_ids[index], matcher, index, progress)
+        if cache is not None:
+            cache.put(layer)
+        progress.layer_finished(index)
+        return layer
+
+    # Layers are independent: walk them side by side. Decompression and hashing
+    # release the GIL, so this uses every core on the part that costs the most.
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(missing)))
+    if workers == 1:
+        for index in missing:
+            catalogs[index] = walk(index)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="patchline-layer") as pool:
+            futures = {index: pool.submit(walk, index) for index in missing}
+            try:
+                for index, future in futures.items():
+                    catalogs[index] = future.result()
+            except BaseException:
+                for future in futures.values():
+                    future.cancel()
+                raise
+
+    composed = compose([c for c in catalogs if c is not None])
     created_by = layer_created_by(image.config)
     layers = tuple(
         Layer(
