@@ -67,11 +67,40 @@ class _DirStore:
         pass
 
 
+class _Slice:
+    """``size`` bytes of a file from its current position."""
+
+    def __init__(self, raw: IO[bytes], size: int, *, also_close: tarfile.TarFile | None = None) -> None:
+        self._raw = raw
+        self._left = size
+        self._also_close = also_close
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._raw.read(n) if n else b""
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+        if self._also_close is not None:
+            self._also_close.close()
+
+    def __enter__(self) -> _Slice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class _TarStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed in close()
+            with path.open("rb") as head:
+                magic = head.read(4)
+            self._compressed = magic[:2] == b"\x1f\x8b" or magic == b"\x28\xb5\x2f\xfd" or magic[:3] == b"BZh"
             self._members = {
                 m.name[2:] if m.name.startswith("./") else m.name: m
                 for m in self._tar.getmembers()
@@ -86,10 +115,19 @@ class _TarStore:
         member = self._members.get(relpath)
         if member is None:
             raise ImageNotFound(f"{relpath} is missing from the archive {self.path}")
-        fh = self._tar.extractfile(member)
-        if fh is None:
-            raise SourceError(f"{relpath} in {self.path} is not a regular file")
-        return fh
+        # Each blob gets its own file handle, so that several layers can be read at
+        # once: a shared tarfile has one file position.
+        if self._compressed or member.sparse:
+            # A fresh TarFile reads nothing until asked; the member's offsets are valid in it.
+            tar = tarfile.open(self.path, "r:*")  # noqa: SIM115 - closed with the slice
+            fh = tar.extractfile(member)
+            if fh is None:
+                tar.close()
+                raise SourceError(f"{relpath} in {self.path} is not a regular file")
+            return _Slice(fh, member.size, also_close=tar)  # type: ignore[return-value]
+        raw = self.path.open("rb")
+        raw.seek(member.offset_data)
+        return _Slice(raw, member.size)  # type: ignore[return-value]
 
     def close(self) -> None:
         self._tar.close()

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -47,6 +48,7 @@ class ContainersStorageSource:
         self._export: tempfile.TemporaryDirectory[str] | None = None
         self._exported: dict[Digest, Descriptor] = {}
         self._image_id: str | None = None
+        self._lock = threading.Lock()
 
     def resolve(self) -> ResolvedImage:
         info = json.loads(_run(["podman", "image", "inspect", self._name], "inspect the image"))
@@ -74,12 +76,15 @@ class ContainersStorageSource:
         )
 
     def _export_layout(self) -> None:
-        if self._export is not None:
-            return
+        with self._lock:  # layers are opened from several threads; export once
+            if self._export is None:
+                self._do_export()
+
+    def _do_export(self) -> None:
         if self._image_id is None:
             self.resolve()
-        self._export = tempfile.TemporaryDirectory(prefix="patchline-storage-")
-        layout = Path(self._export.name) / "layout"
+        export = tempfile.TemporaryDirectory(prefix="patchline-storage-")
+        layout = Path(export.name) / "layout"
         _run(
             ["skopeo", "copy", "--quiet", "--dest-oci-accept-uncompressed-layers",
              f"containers-storage:{self._image_id}", f"oci:{layout}:image"],
@@ -90,6 +95,7 @@ class ContainersStorageSource:
         for descriptor, diff_id in zip(exported.layers, exported.config.diff_ids, strict=True):
             self._exported[diff_id] = descriptor
         self._store = store
+        self._export = export
 
     @contextlib.contextmanager
     def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:

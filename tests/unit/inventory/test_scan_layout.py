@@ -290,3 +290,19 @@ def test_layout_copied_elsewhere_gives_the_same_inventory(tmp_path: Path) -> Non
     write_layout(tmp_path / "a", [[status(stanza("a", "1"))]])
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     assert scan(tmp_path / "a").packages == scan(tmp_path / "b").packages
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_oci_archive_with_parallel_layer_reads(tmp_path: Path, compress: bool) -> None:
+    import tarfile
+
+    write_layout(tmp_path / "layout", [
+        [status(stanza("a", "1"))], [metadata(SITE, "p", "1")], [metadata(SITE, "q", "2"), file("pad", b"z" * 50_000)],
+    ])
+    archive = tmp_path / ("image.tar.gz" if compress else "image.tar")
+    with tarfile.open(archive, "w:gz" if compress else "w") as tar:
+        tar.add(tmp_path / "layout", arcname=".")
+    with LayoutSource(archive, archive=True) as source:
+        parallel = scan_image(source, jobs=3)
+    assert by_name(parallel) == {"a": ("1", 0, 0), "p": ("1", 1, 1), "q": ("2", 2, 2)}
+    assert parallel.packages == scan(tmp_path / "layout").packages
