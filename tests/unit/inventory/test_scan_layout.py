@@ -306,3 +306,29 @@ def test_oci_archive_with_parallel_layer_reads(tmp_path: Path, compress: bool) -
         parallel = scan_image(source, jobs=3)
     assert by_name(parallel) == {"a": ("1", 0, 0), "p": ("1", 1, 1), "q": ("2", 2, 2)}
     assert parallel.packages == scan(tmp_path / "layout").packages
+
+
+def test_concurrent_scans_share_one_cache(tmp_path: Path) -> None:
+    """Four processes scan at once into one empty cache: same inventories, no partial entries."""
+    import subprocess
+    import sys
+
+    write_layout(tmp_path / "layout", [[status(stanza("a", "1"))], [metadata(SITE, "p", "1")]])
+    code = (
+        "import sys, json\n"
+        "from pathlib import Path\n"
+        "from patchline.catalog.list import DEFAULT_CATALOGERS\n"
+        "from patchline.inventory import LayerCache, scan_image\n"
+        "from patchline.oci._layout import LayoutSource\n"
+        "with LayoutSource(sys.argv[1]) as s:\n"
+        "    inv = scan_image(s, cache=LayerCache(Path(sys.argv[2]), DEFAULT_CATALOGERS))\n"
+        "print(json.dumps(sorted((p.name, p.version, p.introduced_in) for p in inv.packages)))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "layout"), str(tmp_path / "cache")],
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    outputs = {p.communicate()[0] for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert outputs == {'[["a", "1", 0], ["p", "1", 1]]\n'}
+    entries = list((tmp_path / "cache").rglob("*"))
+    assert not [e for e in entries if e.name.startswith(".tmp-")]
+    assert len([e for e in entries if e.suffix == ".json"]) == 2
