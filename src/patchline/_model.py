@@ -116,3 +116,8 @@ class Inventory:
     packages: tuple[Package, ...]
     skipped: tuple[Skipped, ...] = ()
     catalogers: tuple[tuple[str, str], ...] = field(default=())  # (name, version)
+    # Text of the system files the core keeps (os-release, apt sources), symlinks resolved.
+    system_files: tuple[tuple[str, str], ...] = ()
+
+    def system_file(self, path: str) -> str | None:
+        return next((text for p, text in self.system_files if p == path), None)

@@ -27,6 +27,7 @@ class Composed:
     packages: tuple[Package, ...]
     skipped: tuple[Skipped, ...]
     distro: Distro | None
+    system_files: tuple[tuple[str, str], ...]  # (path, text), symlinks resolved
 
 
 def _is_under(path: str, directory: str) -> bool:
@@ -204,4 +205,10 @@ def compose(layers: Sequence[LayerCatalog]) -> Composed:
             for reason in cataloged.result.skipped:
                 skipped.append(Skipped(path=path, reason=reason, cataloger=cataloged.cataloger, layer=index))
     packages.sort(key=lambda p: (p.ecosystem.value, p.name, p.version, p.arch or "", p.locations))
-    return Composed(tuple(packages), tuple(skipped), distro)
+    system_files = []
+    for path in sorted(view):
+        if not view[path][1].cataloger:
+            target = _resolve_link(view, path)
+            if target is not None and target.text is not None:
+                system_files.append((path, target.text))
+    return Composed(tuple(packages), tuple(skipped), distro, tuple(system_files))

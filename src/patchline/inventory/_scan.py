@@ -166,4 +166,5 @@ def scan_image(
         packages=composed.packages,
         skipped=composed.skipped,
         catalogers=tuple((c.name, c.version) for c in catalogers),
+        system_files=composed.system_files,
     )

@@ -17,13 +17,20 @@ from patchline.catalog.interface import Cataloger, FileResult
 from patchline.errors import CatalogError
 from patchline.inventory._tar import HARDLINK, SYMLINK, TarReader
 
-WALKER_VERSION = "1"
+WALKER_VERSION = "2"
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
-# Files the core itself reads (the distro), beside the catalogers' own.
+# Files the core itself keeps as text, beside the catalogers' own: the distro, and
+# the image's apt sources (the assessment derives the update suites from them).
 OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
-_OS_RELEASE_MAX = 64 * 1024
+SYSTEM_FILE_GLOBS = (
+    *OS_RELEASE_PATHS,
+    "/etc/apt/sources.list",
+    "/etc/apt/sources.list.d/*.list",
+    "/etc/apt/sources.list.d/*.sources",
+)
+_SYSTEM_FILE_MAX = 64 * 1024
 # Declared files up to this size are kept until the layer ends, for hard links to them.
 _KEEP_FOR_LINKS = 4 << 20
 
@@ -33,11 +40,11 @@ class CatalogedFile:
     """One declared file found in a layer, and what its cataloger made of it."""
 
     path: str
-    cataloger: str  # "" for core files (os-release)
+    cataloger: str  # "" for system files (os-release, apt sources)
     kind: str  # "file", "symlink", "hardlink", "other"
     result: FileResult | None = None  # None when not parsed (see ``error``)
     error: str | None = None  # why the file could not be parsed
-    text: str | None = None  # content of core files (os-release)
+    text: str | None = None  # content of system files
     link: str | None = None  # symlink / hardlink target
 
 
@@ -91,7 +98,7 @@ class Matcher:
     _groups: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        alternatives = [f"(?P<core>{'|'.join(re.escape(p) for p in OS_RELEASE_PATHS)})"]
+        alternatives = [f"(?P<core>{'|'.join(glob_to_regex(g) for g in SYSTEM_FILE_GLOBS)})"]
         self._groups = {}
         for index, cataloger in enumerate(self.catalogers):
             group = f"c{index}"
@@ -170,7 +177,7 @@ def walk_layer(
                                      if target is not None else f"hard link target {why}"))
             continue
         name = catalogers[which].name if which >= 0 else ""
-        limit = catalogers[which].max_file_size if which >= 0 else _OS_RELEASE_MAX
+        limit = catalogers[which].max_file_size if which >= 0 else _SYSTEM_FILE_MAX
         if entry.type == SYMLINK:
             files.append(CatalogedFile(path, name, "symlink", link=entry.linkname))
             continue

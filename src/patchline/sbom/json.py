@@ -85,6 +85,7 @@ def inventory_to_dict(inventory: Inventory, *, created: datetime) -> dict[str, A
         "catalogers": [
             {"name": name, "version": version} for name, version in sorted(inventory.catalogers)
         ],
+        "system_files": [{"path": path, "text": text} for path, text in inventory.system_files],
     }
 
 
@@ -197,6 +198,14 @@ def load_inventory_json(text: str | bytes) -> Inventory:
                 _str(_obj(item, f"$.catalogers[{i}]"), "version", f"$.catalogers[{i}]"),
             )
             for i, item in enumerate(_list(root, "catalogers", "$"))
+        ),
+        system_files=tuple(
+            (
+                _str(_obj(item, f"$.system_files[{i}]"), "path", f"$.system_files[{i}]"),
+                _str(_obj(item, f"$.system_files[{i}]"), "text", f"$.system_files[{i}]"),
+            )
+            # Optional: documents written before this field existed have none.
+            for i, item in enumerate(_list(root, "system_files", "$") if "system_files" in root else [])
         ),
     )
 

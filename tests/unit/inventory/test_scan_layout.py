@@ -332,3 +332,20 @@ def test_concurrent_scans_share_one_cache(tmp_path: Path) -> None:
     entries = list((tmp_path / "cache").rglob("*"))
     assert not [e for e in entries if e.name.startswith(".tmp-")]
     assert len([e for e in entries if e.suffix == ".json"]) == 2
+
+
+def test_system_files_are_kept_with_symlinks_resolved(tmp_path: Path) -> None:
+    from patchline.sbom import load_inventory_json, render_sbom
+
+    sources = "deb http://mirror.invalid/debian bookworm main\n"
+    write_layout(tmp_path, [[
+        file("usr/lib/os-release", OS_RELEASE), symlink("etc/os-release", "../usr/lib/os-release"),
+        file("etc/apt/sources.list", sources),
+        file("etc/apt/sources.list.d/extra.sources", "Types: deb\nURIs: http://x.invalid/\nSuites: a\n"),
+        file("etc/apt/sources.list.d/ignored.txt", "not a source file"),
+    ], [whiteout("etc/apt/sources.list.d/extra.sources")]])
+    inv = scan(tmp_path)
+    assert inv.system_file("/etc/apt/sources.list") == sources
+    assert inv.system_file("/etc/os-release") == OS_RELEASE
+    assert [p for p, _ in inv.system_files] == ["/etc/apt/sources.list", "/etc/os-release", "/usr/lib/os-release"]
+    assert load_inventory_json(render_sbom(inv, "json")).system_files == inv.system_files

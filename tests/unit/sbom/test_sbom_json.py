@@ -57,6 +57,7 @@ def test_document_fields(debian_app: Inventory, created: datetime) -> None:
         "packages",
         "skipped",
         "catalogers",
+        "system_files",
     ]
     assert doc["schema"] == "patchline/inventory/v1"
     assert doc["created"] == "2024-03-20T09:30:00Z"
