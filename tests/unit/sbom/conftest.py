@@ -19,7 +19,6 @@ from patchline._model import Digest, Ecosystem, ImageInfo, Inventory, Layer, Pac
 from patchline.sbom import load_inventory_json
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sbom"
-SCHEMAS = DATA / "schemas"
 CREATED = datetime(2024, 3, 20, 9, 30, tzinfo=UTC)
 
 
