@@ -21,12 +21,21 @@ are translated at the boundary with ``raise ... from exc``. The CLI catches
     ├── CatalogError                a cataloger cannot parse a file (becomes a Skipped)
     ├── CacheError                  the catalog cache cannot be used
     ├── SbomError                   an SBOM cannot be written
+    ├── UpdateSourceError           an apt update source cannot be used (the suite is skipped)
+    │   ├── IndexSignatureError     InRelease unsigned, badly signed or signed by an unknown key
+    │   ├── IndexExpiredError       the Release file's Valid-Until has passed
+    │   ├── IndexIntegrityError     an index or .deb does not match its SHA256 or size
+    │   └── IndexFormatError        a Release or Packages file is malformed or lacks a component
+    ├── AdvisoryError               advisory data cannot be used
+    │   ├── FeedError               an advisory feed cannot be read at all (a bad record is a skip)
+    │   └── VexError                a VEX document is malformed
     └── HostError                   a host tool (podman, skopeo) is missing or failed
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AdvisoryError",
     "AuthError",
     "BlobError",
     "CacheError",
@@ -34,8 +43,13 @@ __all__ = [
     "ConfigError",
     "DigestMismatch",
     "Error",
+    "FeedError",
     "HostError",
     "ImageNotFound",
+    "IndexExpiredError",
+    "IndexFormatError",
+    "IndexIntegrityError",
+    "IndexSignatureError",
     "LayerError",
     "ManifestError",
     "PlatformError",
@@ -43,6 +57,8 @@ __all__ = [
     "RegistryError",
     "SbomError",
     "SourceError",
+    "UpdateSourceError",
+    "VexError",
 ]
 
 
@@ -115,6 +131,38 @@ class CacheError(Error):
 
 class SbomError(Error):
     """An SBOM document cannot be produced."""
+
+
+class AdvisoryError(Error):
+    """Advisory data (a feed, a VEX document) cannot be used."""
+
+
+class FeedError(AdvisoryError):
+    """An advisory feed cannot be read at all; a malformed record is an ``AssessSkip``."""
+
+
+class VexError(AdvisoryError):
+    """A VEX document is not valid OpenVEX."""
+
+
+class UpdateSourceError(Error):
+    """An apt update source cannot be fetched or used; the assessment skips it."""
+
+
+class IndexSignatureError(UpdateSourceError):
+    """An index is unsigned, or its OpenPGP signature does not verify with the keyring."""
+
+
+class IndexExpiredError(UpdateSourceError):
+    """A Release file's ``Valid-Until`` date has passed (a possibly replayed index)."""
+
+
+class IndexIntegrityError(UpdateSourceError):
+    """A fetched index or ``.deb`` does not match the SHA256 or size that names it."""
+
+
+class IndexFormatError(UpdateSourceError):
+    """A Release or Packages file is malformed, or lacks the wanted component."""
 
 
 class HostError(Error):

@@ -1,0 +1,100 @@
+"""The default update sources of an image: its Debian release's ``-security`` and ``-updates`` suites.
+
+The image's own apt sources say which release it runs (and which components);
+the host's apt sources say where the mirror is. An image's mirror URL is not
+used: images are often built against a mirror the assessing host cannot reach,
+and the updates that matter are those the distribution publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from patchline._hostapt import HostDebianMirror, _parse_deb822, _parse_one_line, _SourceEntry
+from patchline.errors import ConfigError
+from patchline.updates.apt import AptSuite
+
+__all__ = ["IMAGE_SOURCE_GLOBS", "sources_from_image_files"]
+
+IMAGE_SOURCE_GLOBS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
+"""The files whose text :func:`sources_from_image_files` wants."""
+
+_SUFFIXES = ("-security", "-updates", "-backports", "-proposed-updates", "/updates")
+_NO_UPDATE_SUITES = {"sid", "unstable", "experimental", "rc-buggy"}
+_DEBIAN_PATHS = {"debian", "debian-security"}
+
+
+def sources_from_image_files(
+    files: Mapping[str, str], *, host_mirror: HostDebianMirror, arch: str = "amd64"
+) -> list[AptSuite]:
+    """The ``-security`` and ``-updates`` suites of every Debian release the image's sources name.
+
+    ``files`` maps absolute paths (``/etc/apt/sources.list``,
+    ``/etc/apt/sources.list.d/*.list`` and ``*.sources``) to their text.
+    ``host_mirror`` is :func:`patchline._hostapt.host_debian_mirror`'s answer: the
+    security suite is fetched from its ``security`` URL, ``-updates`` from its
+    ``mirror``. An entry counts as Debian's when its URI path ends in ``debian``
+    or ``debian-security``, when it is one of the host's Debian mirrors, or when
+    the image also names the release's security suite; third-party
+    repositories (``nodistro``, ``cloud-sdk-bookworm``) do not. Returns an empty
+    list when the image names no Debian release (the caller reports that).
+    """
+    entries = list(_entries(files))
+    host_urls = {host_mirror.mirror.rstrip("/"), (host_mirror.security or "").rstrip("/")}
+    all_suites = {s for e in entries for s in e.suites}
+    releases: dict[str, list[str]] = {}
+    old_style: set[str] = set()
+    for entry in entries:
+        for suite in entry.suites:
+            release = _release_of(suite)
+            if release in _NO_UPDATE_SUITES:
+                continue
+            debian = (
+                PurePosixPath(urlsplit(entry.uri).path).name in _DEBIAN_PATHS
+                or entry.uri.rstrip("/") in host_urls
+                or f"{release}-security" in all_suites
+                or f"{release}/updates" in all_suites
+            )
+            if not debian:
+                continue
+            if suite == f"{release}/updates":
+                old_style.add(release)
+            components = releases.setdefault(release, [])
+            components.extend(c for c in entry.components if c not in components)
+    if not releases:
+        return []
+    if host_mirror.security is None:
+        raise ConfigError(
+            "the host's apt sources name no Debian security mirror",
+            detail=f"the image runs {', '.join(sorted(releases))}; add a '<release>-security' source to the host",
+        )
+    suites: list[AptSuite] = []
+    for release, components in releases.items():
+        security = f"{release}/updates" if release in old_style else f"{release}-security"
+        suites.append(AptSuite(host_mirror.security, security, tuple(components), arch))
+        suites.append(AptSuite(host_mirror.mirror, f"{release}-updates", tuple(components), arch))
+    return suites
+
+
+def _release_of(suite: str) -> str:
+    for suffix in _SUFFIXES:
+        if suite.endswith(suffix):
+            return suite[: -len(suffix)]
+    return suite
+
+
+def _entries(files: Mapping[str, str]) -> list[_SourceEntry]:
+    # apt's order: sources.list, then sources.list.d sorted by name.
+    def order(path: str) -> tuple[int, str]:
+        return (0 if path.endswith("/sources.list") else 1, path)
+
+    entries: list[_SourceEntry] = []
+    for path in sorted(files, key=order):
+        text = files[path]
+        if path.endswith(".sources"):
+            entries.extend(_parse_deb822(text, Path(path)))
+        elif path.endswith(".list"):
+            entries.extend(_parse_one_line(text, Path(path)))
+    return [e for e in entries if e.components]
