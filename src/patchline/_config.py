@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -45,10 +46,53 @@ class ScanConfig(_Section):
         return value
 
 
+class UpdateSourceConfig(_Section):
+    """One apt suite to take updates from, e.g. the security suite of a mirror."""
+
+    url: str
+    suite: str
+    components: tuple[str, ...] = ("main",)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("an update source URL must be http:// or https://")
+        return value
+
+
+class UpdatesConfig(_Section):
+    enabled: bool = True
+    sources: tuple[UpdateSourceConfig, ...] = Field(
+        default=(),
+        description="Explicit suites; default: the image's own apt sources mapped to their -security "
+        "and -updates suites on the host's mirrors",
+    )
+    keyring: Path | None = Field(default=None, description="OpenPGP keyring for InRelease; default: Debian's")
+    unsafe_skip_signature: bool = Field(default=False, description="Read unsigned or badly signed indexes")
+
+
+class AdvisoriesConfig(_Section):
+    feeds: tuple[str, ...] = Field(default=(), description="OSV feeds: directories, zips or http(s) URLs")
+    vex: tuple[Path, ...] = Field(default=(), description="OpenVEX documents")
+
+
+class IgnoreRule(_Section):
+    """Move a finding to the ignored list, with a reason, until it expires."""
+
+    id: str
+    package: str | None = None
+    reason: str
+    expires: date | None = None
+
+
 class Config(_Section):
     cache: CacheConfig = CacheConfig()
     registries: RegistryConfig = RegistryConfig()
     scan: ScanConfig = ScanConfig()
+    updates: UpdatesConfig = UpdatesConfig()
+    advisories: AdvisoriesConfig = AdvisoriesConfig()
+    ignore: tuple[IgnoreRule, ...] = ()
     source: Path | None = Field(default=None, exclude=True, description="The file this was read from")
 
 

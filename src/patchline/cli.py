@@ -21,6 +21,7 @@ from rich.table import Table
 from patchline import __version__
 from patchline._config import Config, load_config
 from patchline._model import Inventory
+from patchline.assess.model import Assessment, PendingUpdate, Severity
 from patchline.errors import ConfigError, Error
 from patchline.oci.interface import Descriptor, ResolvedImage
 
@@ -219,6 +220,149 @@ def sbom(
         _fail(ConfigError(f"cannot write {exc.filename}: {exc.strerror}"))
     if inventory.skipped and (strict or config.scan.strict):
         stderr.print(f"{len(inventory.skipped)} file(s) skipped; failing because of --strict")
+        raise typer.Exit(1)
+
+
+class ScanFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    SARIF = "sarif"
+    CYCLONEDX = "cyclonedx"
+
+
+class FailOn(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+def render_assessment_table(assessment: Assessment, console: Console) -> None:
+    from patchline.assess import summary
+
+    if assessment.pending:
+        table = Table(title="pending updates (by source package)", title_justify="left", show_edge=False,
+                      pad_edge=False)
+        for column in ("SOURCE", "PACKAGES", "INSTALLED", "CANDIDATE", "SUITE", "CVES"):
+            table.add_column(column, overflow="fold")
+        groups: dict[tuple[str, str], list[PendingUpdate]] = {}
+        for p in assessment.pending:
+            groups.setdefault((p.source_name, p.candidate), []).append(p)
+        for (source, candidate), items in sorted(groups.items()):
+            cves = sorted({c for p in items for c in p.cves})
+            note = next((p.changelog_error for p in items if p.changelog_error), None)
+            table.add_row(escape(source), escape(" ".join(sorted(p.package.name for p in items))),
+                          escape(items[0].package.version), escape(candidate), escape(items[0].suite),
+                          escape(" ".join(cves) or (f"(changelog: {note})" if note else "-")))
+        console.print(table)
+    if assessment.findings:
+        table = Table(title="advisories", title_justify="left", show_edge=False, pad_edge=False)
+        for column in ("PACKAGE", "VERSION", "ADVISORY", "SEVERITY", "FIXED IN", "FIX IN SOURCES", "LAYER"):
+            table.add_column(column, overflow="fold")
+        for f in assessment.findings:
+            fix = {True: "yes", False: "no", None: ""}[f.fix_available]
+            layer = "" if f.package.introduced_in is None else str(f.package.introduced_in)
+            table.add_row(escape(f.package.name), escape(f.package.version), escape(f.advisory),
+                          f.severity.name.lower(), escape(", ".join(f.fixed_versions) or "no fix"), fix, layer)
+        console.print(table)
+    if assessment.ignored:
+        table = Table(title="ignored", title_justify="left", show_edge=False, pad_edge=False)
+        for column in ("ADVISORY", "PACKAGE", "REASON", "RULE"):
+            table.add_column(column, overflow="fold")
+        for i in assessment.ignored:
+            table.add_row(escape(i.finding.advisory), escape(i.finding.package.name), escape(i.reason), escape(i.rule))
+        console.print(table)
+    if assessment.skipped:
+        table = Table(title="skipped", title_justify="left", show_edge=False, pad_edge=False)
+        table.add_column("WHAT", overflow="fold")
+        table.add_column("REASON", overflow="fold")
+        for skip in assessment.skipped:
+            table.add_row(escape(skip.what), escape(skip.reason))
+        console.print(table)
+    totals = summary(assessment)
+    severities = ", ".join(f"{k} {v}" for k, v in totals["findings_by_severity"].items() if v) or "none"
+    console.print(
+        f"\n{assessment.image}: {totals['pending_updates']} pending updates "
+        f"({totals['pending_sources']} source packages), {totals['findings']} advisories ({severities}; "
+        f"{totals['fixable']} with a fix), {totals['ignored']} ignored, {totals['skipped']} skipped",
+        soft_wrap=True, markup=False,
+    )
+
+
+@app.command()
+def scan(
+    image: Annotated[str | None, typer.Argument(help="Image to assess (any form `sbom` accepts).")] = None,
+    sbom_file: Annotated[Path | None, typer.Option("--sbom", help="Assess this SBOM (CycloneDX or patchline "
+                                                                  "JSON) instead of an image.")] = None,
+    osv: Annotated[list[str] | None, typer.Option("--osv", help="OSV feed: dir, zip or URL (repeatable).")] = None,
+    vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX document (repeatable).")] = None,
+    output_format: Annotated[ScanFormat, typer.Option("--format", "-f", help="Output format.")] = ScanFormat.TABLE,
+    json_output: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    fail_on: Annotated[FailOn | None, typer.Option(help="Exit 1 if a finding is at least this severe.")] = None,
+    fail_on_pending: Annotated[bool, typer.Option("--fail-on-pending-updates",
+                                                  help="Exit 1 if any update is pending.")] = False,
+    no_updates: Annotated[bool, typer.Option("--no-updates", help="Do not read update sources.")] = False,
+    no_changelogs: Annotated[bool, typer.Option("--no-changelogs", help="Do not read CVEs from changelogs.")] = False,
+    unsafe_skip_signature: Annotated[bool, typer.Option(
+        "--unsafe-skip-signature", help="Read update indexes whose signature is missing or bad.")] = False,
+    platform: Annotated[str | None, typer.Option(help="os/arch[/variant] of a multi-platform image.")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP to the registry.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the layer cache.")] = False,
+) -> None:
+    """Which updates does IMAGE miss, and which advisories affect it."""
+    from dataclasses import replace
+
+    from patchline.assess import assess, from_inventory, options_from_config, read_sbom_file, render_assessment
+
+    try:
+        if (image is None) == (sbom_file is None):
+            raise ConfigError("name either an IMAGE or --sbom FILE")
+        config = state.config()
+        fmt = ScanFormat.JSON if json_output else output_format
+        if sbom_file is not None:
+            scan_input = read_sbom_file(sbom_file)
+        else:
+            assert image is not None
+            scan_input = from_inventory(_scan(image, platform=platform, insecure=insecure, use_cache=not no_cache,
+                                              catalogers=None, config=config))
+        options = options_from_config(config, feeds=osv or (), vex=vex or (),
+                                      unsafe_skip_signature=unsafe_skip_signature, changelogs=not no_changelogs)
+        if no_updates:
+            options = replace(options, updates=False)
+        if stderr.is_terminal:
+            with stderr.status("assessing") as status:
+                assessment = assess(scan_input, options, progress=lambda line: status.update(escape(line)))
+        else:
+            assessment = assess(scan_input, options)
+        if fmt is ScanFormat.TABLE:
+            if output is not None:
+                with output.open("w", encoding="utf-8") as fh:
+                    render_assessment_table(assessment, Console(file=fh, width=200))
+            else:
+                render_assessment_table(assessment, _stdout_console())
+        else:
+            text = render_assessment(assessment, fmt.value, inventory=scan_input.inventory,
+                                     sbom=scan_input.cyclonedx)
+            if output is not None:
+                output.write_text(text, encoding="utf-8")
+                stderr.print(f"wrote the {fmt.value} assessment to {output}")
+            else:
+                sys.stdout.write(text)
+    except Error as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(ConfigError(f"cannot write {exc.filename}: {exc.strerror}"))
+    failed = []
+    if fail_on is not None:
+        threshold = Severity[fail_on.value.upper()]
+        worst = [f for f in assessment.findings if f.severity >= threshold]
+        if worst:
+            failed.append(f"{len(worst)} finding(s) at or above {fail_on.value}")
+    if fail_on_pending and assessment.pending:
+        failed.append(f"{len(assessment.pending)} pending update(s)")
+    if failed:
+        stderr.print(f"failing: {'; '.join(failed)}")
         raise typer.Exit(1)
 
 

@@ -49,3 +49,22 @@ def test_mistakes_are_one_clear_error(tmp_path: Path, text: str, message: str) -
 def test_an_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_assessment_sections(tmp_path: Path) -> None:
+    path = tmp_path / "patchline.toml"
+    path.write_text(
+        '[[updates.sources]]\nurl = "http://mirror.invalid/debian-security"\nsuite = "bookworm-security"\n'
+        '[advisories]\nfeeds = ["/srv/osv"]\n'
+        '[[ignore]]\nid = "CVE-2024-1"\nreason = "not reachable"\nexpires = 2027-01-31\n'
+    )
+    config = load_config(path)
+    assert config.updates.sources[0].components == ("main",)
+    assert config.ignore[0].expires is not None and config.ignore[0].expires.year == 2027
+
+
+def test_update_source_must_be_http(tmp_path: Path) -> None:
+    path = tmp_path / "patchline.toml"
+    path.write_text('[[updates.sources]]\nurl = "file:///srv/mirror"\nsuite = "x"\n')
+    with pytest.raises(ConfigError, match="http"):
+        load_config(path)

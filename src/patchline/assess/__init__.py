@@ -1,0 +1,45 @@
+"""Assessment: which images need updates, and why.
+
+::
+
+    from patchline.assess import AssessOptions, assess, from_inventory
+    result = assess(from_inventory(inventory), AssessOptions(feeds=("/srv/osv",)))
+"""
+
+from patchline.assess._assess import AssessOptions, IgnoreSpec, UpdateSuiteSpec, assess, options_from_config
+from patchline.assess._formats import render_assessment, summary
+from patchline.assess._input import ScanInput, from_cyclonedx, from_inventory, read_sbom_file
+from patchline.assess.model import (
+    AdvisoryId,
+    Assessment,
+    AssessSkip,
+    Finding,
+    Ignored,
+    PackageRef,
+    PendingUpdate,
+    Severity,
+    SeverityScore,
+)
+
+__all__ = [
+    "AdvisoryId",
+    "AssessOptions",
+    "AssessSkip",
+    "Assessment",
+    "Finding",
+    "IgnoreSpec",
+    "Ignored",
+    "PackageRef",
+    "PendingUpdate",
+    "ScanInput",
+    "Severity",
+    "SeverityScore",
+    "UpdateSuiteSpec",
+    "assess",
+    "from_cyclonedx",
+    "from_inventory",
+    "options_from_config",
+    "read_sbom_file",
+    "render_assessment",
+    "summary",
+]

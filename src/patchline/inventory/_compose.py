@@ -207,7 +207,7 @@ def compose(layers: Sequence[LayerCatalog]) -> Composed:
     packages.sort(key=lambda p: (p.ecosystem.value, p.name, p.version, p.arch or "", p.locations))
     system_files = []
     for path in sorted(view):
-        if not view[path][1].cataloger:
+        if view[path][1].text is not None or view[path][1].kind == "symlink":
             target = _resolve_link(view, path)
             if target is not None and target.text is not None:
                 system_files.append((path, target.text))

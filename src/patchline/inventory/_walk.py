@@ -17,7 +17,7 @@ from patchline.catalog.interface import Cataloger, FileResult
 from patchline.errors import CatalogError
 from patchline.inventory._tar import HARDLINK, SYMLINK, TarReader
 
-WALKER_VERSION = "2"
+WALKER_VERSION = "3"
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
@@ -29,8 +29,11 @@ SYSTEM_FILE_GLOBS = (
     "/etc/apt/sources.list",
     "/etc/apt/sources.list.d/*.list",
     "/etc/apt/sources.list.d/*.sources",
+    # What installed packages depend on and provide: apt's upgrade decisions need it.
+    "/var/lib/dpkg/status",
 )
 _SYSTEM_FILE_MAX = 64 * 1024
+_SYSTEM_FILE_LIMITS = {"/var/lib/dpkg/status": 64 << 20}
 # Declared files up to this size are kept until the layer ends, for hard links to them.
 _KEEP_FOR_LINKS = 4 << 20
 
@@ -40,11 +43,11 @@ class CatalogedFile:
     """One declared file found in a layer, and what its cataloger made of it."""
 
     path: str
-    cataloger: str  # "" for system files (os-release, apt sources)
+    cataloger: str  # "" for a file only the core wants
     kind: str  # "file", "symlink", "hardlink", "other"
     result: FileResult | None = None  # None when not parsed (see ``error``)
     error: str | None = None  # why the file could not be parsed
-    text: str | None = None  # content of system files
+    text: str | None = None  # content, for system files (SYSTEM_FILE_GLOBS)
     link: str | None = None  # symlink / hardlink target
 
 
@@ -91,14 +94,16 @@ def glob_to_regex(glob: str) -> str:
 
 @dataclass
 class Matcher:
-    """Decides, in one regex match, which cataloger (if any) wants a path."""
+    """Decides, with one regex match each, which cataloger and whether the core want a path."""
 
     catalogers: Sequence[Cataloger]
     _regex: re.Pattern[str] = field(init=False)
+    _system: re.Pattern[str] = field(init=False)
     _groups: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        alternatives = [f"(?P<core>{'|'.join(glob_to_regex(g) for g in SYSTEM_FILE_GLOBS)})"]
+        self._system = re.compile(f"(?:{'|'.join(glob_to_regex(g) for g in SYSTEM_FILE_GLOBS)})\\Z", re.DOTALL)
+        alternatives = []
         self._groups = {}
         for index, cataloger in enumerate(self.catalogers):
             group = f"c{index}"
@@ -107,16 +112,11 @@ class Matcher:
             alternatives.append(f"(?P<{group}>{body})")
         self._regex = re.compile(f"(?:{'|'.join(alternatives)})\\Z", re.DOTALL)
 
-    def match(self, path: str) -> int | None:
-        """-1 for a core file, the cataloger's index, or None."""
+    def match(self, path: str) -> tuple[int | None, bool]:
+        """(index of the cataloger that wants the path or None, whether it is a system file)."""
         m = self._regex.match(path)
-        if m is None:
-            return None
-        group = m.lastgroup
-        if group == "core":
-            return -1
-        assert group is not None
-        return self._groups[group]
+        which = self._groups[m.lastgroup] if m is not None and m.lastgroup is not None else None
+        return which, self._system.match(path) is not None
 
 
 def normalize(name: str) -> tuple[str | None, str | None]:
@@ -168,16 +168,19 @@ def walk_layer(
             continue
         if entry.is_regular:
             seen.add(path)
-        which = matcher.match(path)
-        if which is None:
+        which, system = matcher.match(path)
+        if which is None and not system:
             if entry.type == HARDLINK:
                 target, why = normalize(entry.linkname)
                 if target is None or target not in seen:
                     problems.append((path, f"hard link to missing file {entry.linkname!r}"
                                      if target is not None else f"hard link target {why}"))
             continue
-        name = catalogers[which].name if which >= 0 else ""
-        limit = catalogers[which].max_file_size if which >= 0 else _SYSTEM_FILE_MAX
+        name = catalogers[which].name if which is not None else ""
+        limit = max(
+            catalogers[which].max_file_size if which is not None else 0,
+            _SYSTEM_FILE_LIMITS.get(path, _SYSTEM_FILE_MAX) if system else 0,
+        )
         if entry.type == SYMLINK:
             files.append(CatalogedFile(path, name, "symlink", link=entry.linkname))
             continue
@@ -206,7 +209,7 @@ def walk_layer(
             data = reader.read_data()
             if len(data) <= _KEEP_FOR_LINKS:
                 kept[path] = data
-        files.append(_parse(path, data, which, catalogers, kind))
+        files.append(_parse(path, data, which, catalogers, kind, system=system))
     return LayerCatalog(
         diff_id=diff_id,
         files=tuple(files),
@@ -217,14 +220,18 @@ def walk_layer(
     )
 
 
-def _parse(path: str, data: bytes, which: int, catalogers: Sequence[Cataloger], kind: str) -> CatalogedFile:
-    if which < 0:
-        return CatalogedFile(path, "", kind, text=data.decode("utf-8", "replace"))
+def _parse(
+    path: str, data: bytes, which: int | None, catalogers: Sequence[Cataloger], kind: str, *, system: bool
+) -> CatalogedFile:
+    text = data.decode("utf-8", "replace") if system else None
+    if which is None:
+        return CatalogedFile(path, "", kind, text=text)
     cataloger = catalogers[which]
     try:
         result = cataloger.parse(path, data)
     except CatalogError as exc:
-        return CatalogedFile(path, cataloger.name, kind, error=str(exc))
+        return CatalogedFile(path, cataloger.name, kind, error=str(exc), text=text)
     except Exception as exc:
-        return CatalogedFile(path, cataloger.name, kind, error=f"cataloger failed: {type(exc).__name__}: {exc}")
-    return CatalogedFile(path, cataloger.name, kind, result=result)
+        return CatalogedFile(path, cataloger.name, kind, error=f"cataloger failed: {type(exc).__name__}: {exc}",
+                             text=text)
+    return CatalogedFile(path, cataloger.name, kind, result=result, text=text)
