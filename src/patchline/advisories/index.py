@@ -10,13 +10,17 @@ An entry with a release applies only to an image of that release; one without
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from patchline._model import Distro
 from patchline.advisories.interface import Advisory, AdvisoryFeed, Affected
 from patchline.assess.model import AssessSkip
 from patchline.errors import FeedError
+
+if TYPE_CHECKING:
+    from patchline.advisories.osv import OsvFeed
 
 __all__ = ["AdvisoryIndex", "EcosystemKey", "IndexEntry", "normalize_ecosystem", "normalize_name"]
 
@@ -125,6 +129,8 @@ class AdvisoryIndex:
     advisories: int
     unindexed: dict[str, int] = field(default_factory=dict)  # affected entries of other ecosystems, by ecosystem
     memo: dict[tuple[int, str], bool] = field(default_factory=dict)  # (entry id, version) -> affected
+    # build_lazy: records not parsed yet, by (ecosystem, name): (feed, what, document)
+    pending: dict[tuple[str, str], list[tuple[str, str, object]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, feeds: Sequence[AdvisoryFeed]) -> AdvisoryIndex:
@@ -168,6 +174,91 @@ class AdvisoryIndex:
             unindexed=unindexed,
         )
 
+    @classmethod
+    def build_lazy(cls, feeds: Sequence[OsvFeed]) -> AdvisoryIndex:
+        """Index the feeds' records by package without parsing them; parse on first lookup.
+
+        A scan asks about a few hundred package names out of a feed's thousands,
+        so only those records are validated and parsed. Records that cannot be
+        read at all, or name no package, are skips at once; deeper problems (an
+        invalid version in a range) are skips when their package is looked up.
+        """
+        from patchline.advisories.osv import parse_record
+
+        if not feeds:
+            raise FeedError("no advisory feeds given: an assessment without feeds would report nothing")
+        pending: dict[tuple[str, str], list[tuple[str, str, object]]] = {}
+        skipped: list[AssessSkip] = []
+        unindexed: dict[str, int] = {}
+        described: list[str] = []
+        count = 0
+        keys: dict[str, EcosystemKey | None] = {}
+        for feed in feeds:
+            for what, doc, reason in feed.documents():
+                if reason is not None:
+                    skipped.append(AssessSkip(what=what, reason=reason))
+                    continue
+                named = _package_names(doc)
+                if named is None:
+                    skipped.extend(r for r in parse_record(doc, what=what) if isinstance(r, AssessSkip))
+                    continue
+                count += 1
+                seen: set[tuple[str, str]] = set()
+                for ecosystem, name in named:
+                    if ecosystem not in keys:
+                        keys[ecosystem] = normalize_ecosystem(ecosystem)
+                    key = keys[ecosystem]
+                    if key is None:
+                        unindexed[ecosystem] = unindexed.get(ecosystem, 0) + 1
+                        continue
+                    lookup = (key.ecosystem, normalize_name(key.ecosystem, name))
+                    if lookup not in seen:
+                        seen.add(lookup)
+                        pending.setdefault(lookup, []).append((feed.name, what, doc))
+            described.append(f"{feed.name} {feed.revision}")
+        index = cls(entries={}, feeds=tuple(described), skipped=tuple(skipped), advisories=count,
+                    unindexed=unindexed)
+        index.pending = pending
+        return index
+
     def candidates(self, ecosystem: str, name: str) -> Sequence[IndexEntry]:
         """Every affected entry naming this package (not yet filtered by distro or version)."""
-        return self.entries.get((ecosystem, normalize_name(ecosystem, name)), ())
+        lookup = (ecosystem, normalize_name(ecosystem, name))
+        if self.pending and lookup in self.pending:
+            self._parse_pending(lookup)
+        return self.entries.get(lookup, ())
+
+    def _parse_pending(self, lookup: tuple[str, str]) -> None:
+        from patchline.advisories.osv import parse_record
+
+        entries = self.entries.setdefault(lookup, [])
+        for feed, what, doc in self.pending.pop(lookup):
+            for record in parse_record(doc, what=what):
+                if isinstance(record, AssessSkip):
+                    self.skipped = (*self.skipped, record)
+                    continue
+                for affected in record.affected:
+                    key = normalize_ecosystem(affected.ecosystem)
+                    if key is None or (key.ecosystem, normalize_name(key.ecosystem, affected.name)) != lookup:
+                        continue
+                    entries.append(IndexEntry(advisory=record, affected=affected, key=key, feed=feed,
+                                              versions=frozenset(affected.versions)))
+
+
+def _package_names(doc: object) -> list[tuple[str, str]] | None:
+    """(ecosystem, name) of every affected package, read without validating; None if unreadable."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("id"), str) or doc.get("withdrawn"):
+        return None
+    affected = doc.get("affected")
+    if not isinstance(affected, list):
+        return None
+    names = []
+    for entry in affected:
+        package = entry.get("package") if isinstance(entry, Mapping) else None
+        if not isinstance(package, Mapping):
+            return None
+        ecosystem, name = package.get("ecosystem"), package.get("name")
+        if not isinstance(ecosystem, str) or not isinstance(name, str):
+            return None
+        names.append((ecosystem, name))
+    return names or None

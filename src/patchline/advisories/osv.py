@@ -90,6 +90,7 @@ class OsvFeed:
         self._cache_dir = cache_dir
         self._client = client
         self._records: list[Advisory | AssessSkip] | None = None
+        self._docs: list[tuple[str, object, str | None]] | None = None
         self._revision = ""
 
     @property
@@ -98,7 +99,7 @@ class OsvFeed:
 
     @property
     def revision(self) -> str:
-        self._load()
+        self.documents()  # sets it: a content hash, or a directory's newest record
         return self._revision
 
     def records(self) -> Iterator[Advisory | AssessSkip]:
@@ -113,9 +114,22 @@ class OsvFeed:
 
         return default_cache_dir() / "osv"
 
-    def _load(self) -> list[Advisory | AssessSkip]:
-        if self._records is not None:
-            return self._records
+    def documents(self) -> list[tuple[str, object, str | None]]:
+        """The feed's raw records as ``(what, document, reason it is unreadable)``, not yet parsed.
+
+        :meth:`AdvisoryIndex.build_lazy` indexes these by package and parses only
+        the records of the packages it is asked about.
+        """
+        docs = self._documents()
+        if not self._revision:  # a directory: its newest record
+            modified = (str(d.get("modified")) for _, d, r in docs
+                        if r is None and isinstance(d, Mapping) and d.get("modified"))
+            self._revision = max(modified, default="empty")
+        return docs
+
+    def _documents(self) -> list[tuple[str, object, str | None]]:
+        if self._docs is not None:
+            return self._docs
         if self._is_url:
             path = self._download()
             docs, self._revision = self._docs_from_file(path, display=self._source)
@@ -127,14 +141,19 @@ class OsvFeed:
                 docs, self._revision = self._docs_from_file(path, display=self._source)
             else:
                 raise FeedError(f"advisory feed {self._source} does not exist")
+        self._docs = docs
+        return docs
+
+    def _load(self) -> list[Advisory | AssessSkip]:
+        if self._records is not None:
+            return self._records
+        docs = self.documents()
         records: list[Advisory | AssessSkip] = []
         for what, doc, reason in docs:
             if reason is not None:
                 records.append(AssessSkip(what=what, reason=reason))
             else:
                 records.extend(parse_record(doc, what=what))
-        if not self._revision:  # a directory: its newest record
-            self._revision = max((r.modified for r in records if isinstance(r, Advisory)), default="empty")
         self._records = records
         return records
 

@@ -133,9 +133,10 @@ def findings_for(
     if not options.feeds:
         return [], [], []
     say(f"loading {len(options.feeds)} advisory feed(s)")
-    index = AdvisoryIndex.build([OsvFeed(f) for f in options.feeds])
+    index = AdvisoryIndex.build_lazy([OsvFeed(f) for f in options.feeds])
     findings, skipped = match_packages(scan.packages, index, distro=scan.distro)
     feeds = list(index.feeds)
+    # Read after matching: records parsed on lookup add their skips then.
     return findings, [*index.skipped, *skipped], feeds
 
 
