@@ -6,7 +6,8 @@ the end of the string; ``^`` sorts after the end but before any further segment;
 numeric segment (leading zeros ignored) is newer than an alphabetic one; alphabetic
 segments compare as bytes; what is left over wins. The full comparison is epoch
 (missing = 0, compared as a number), then version, then release. A missing release
-compares as an empty one, as ``rpm.vercmp`` does (``1.0`` < ``1.0-1``).
+sorts before every present one, ``~`` releases included, as rpm 4.18's ``rpm.vercmp``
+does (``1.0`` < ``1.0-1`` and ``1.0`` < ``1.0-~1``).
 
 Validation is what rpmbuild allows in a Version or Release tag (ASCII letters,
 digits and ``._+~^``; no ``-`` inside either), with a numeric epoch.
@@ -64,10 +65,11 @@ def rpmvercmp(a: str, b: str) -> int:
 @functools.lru_cache(maxsize=65536)
 def _key(evr: str) -> tuple[int, _Segments, _Segments]:
     epoch, version, release = _split(evr)
-    return (epoch, _segments(version), _segments(release))
+    # No release: the empty tuple sorts before the segments of any release (each ends in _END).
+    return (epoch, _segments(version), () if release is None else _segments(release))
 
 
-def _split(evr: str) -> tuple[int, str, str]:
+def _split(evr: str) -> tuple[int, str, str | None]:
     if not evr:
         raise InvalidVersion("invalid rpm version '': it is empty")
     epoch_text, colon, rest = evr.partition(":")
@@ -84,7 +86,7 @@ def _split(evr: str) -> tuple[int, str, str]:
         raise InvalidVersion(f"invalid rpm version {evr!r}: the release after '-' is empty")
     if hyphen and not _ALLOWED.fullmatch(release):
         raise InvalidVersion(f"invalid rpm version {evr!r}: the release {release!r} has a character rpm does not allow")
-    return int(epoch_text or 0), version, release
+    return int(epoch_text or 0), version, release if hyphen else None
 
 
 @functools.lru_cache(maxsize=65536)
