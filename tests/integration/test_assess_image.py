@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from patchline._hostapt import host_debian_mirror
-from patchline.assess import AssessOptions, Assessment, UpdateSuiteSpec, assess, from_inventory
+from patchline.assess import Assessment, AssessOptions, UpdateSuiteSpec, assess, from_inventory
 from patchline.cli import app
 from patchline.errors import ConfigError
 from patchline.inventory import scan_image
