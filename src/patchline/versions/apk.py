@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 
+from patchline.versions._keyed import KeyedScheme
 from patchline.versions.interface import InvalidVersion
 
 __all__ = ["ApkScheme"]
@@ -49,25 +50,13 @@ _REVISION = re.compile(r"-r([0-9]+)")
 _Token = tuple[int, object]
 
 
-class ApkScheme:
+class ApkScheme(KeyedScheme):
     """apk-tools' version order (``apk version -t``)."""
 
-    @property
-    def name(self) -> str:
-        return "apk"
+    scheme_name = "apk"
 
-    def validate(self, version: str) -> None:
-        _key(version)
-
-    def compare(self, a: str, b: str) -> int:
-        ka, kb = _key(a), _key(b)
-        return (ka > kb) - (ka < kb)
-
-    def key(self, version: str) -> object:
+    def _key(self, version: str) -> object:
         return _key(version)
-
-    def __repr__(self) -> str:
-        return "ApkScheme()"
 
 
 def _invalid(version: str, why: str) -> InvalidVersion:

@@ -18,6 +18,7 @@ import re
 
 from debian.debian_support import Version
 
+from patchline.versions._keyed import KeyedScheme
 from patchline.versions.interface import InvalidVersion
 
 __all__ = ["DpkgScheme"]
@@ -32,25 +33,13 @@ _Element = tuple[int, ...]
 _END: _Element = (0,)
 
 
-class DpkgScheme:
+class DpkgScheme(KeyedScheme):
     """dpkg's version order (epochs, ``~`` before anything, revisions)."""
 
-    @property
-    def name(self) -> str:
-        return "dpkg"
+    scheme_name = "dpkg"
 
-    def validate(self, version: str) -> None:
-        _key(version)
-
-    def compare(self, a: str, b: str) -> int:
-        ka, kb = _key(a), _key(b)
-        return (ka > kb) - (ka < kb)
-
-    def key(self, version: str) -> object:
+    def _key(self, version: str) -> object:
         return _key(version)
-
-    def __repr__(self) -> str:
-        return "DpkgScheme()"
 
 
 def _check(version: str) -> tuple[int, str, str]:

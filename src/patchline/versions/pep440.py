@@ -11,30 +11,19 @@ import functools
 from packaging.version import InvalidVersion as _PackagingInvalidVersion
 from packaging.version import Version
 
+from patchline.versions._keyed import KeyedScheme
 from patchline.versions.interface import InvalidVersion
 
 __all__ = ["Pep440Scheme"]
 
 
-class Pep440Scheme:
+class Pep440Scheme(KeyedScheme):
     """PEP 440's version order (epochs, pre-, post- and dev-releases, local versions)."""
 
-    @property
-    def name(self) -> str:
-        return "pep440"
+    scheme_name = "pep440"
 
-    def validate(self, version: str) -> None:
-        _key(version)
-
-    def compare(self, a: str, b: str) -> int:
-        ka, kb = _key(a), _key(b)
-        return (ka > kb) - (ka < kb)
-
-    def key(self, version: str) -> object:
+    def _key(self, version: str) -> object:
         return _key(version)
-
-    def __repr__(self) -> str:
-        return "Pep440Scheme()"
 
 
 @functools.lru_cache(maxsize=65536)

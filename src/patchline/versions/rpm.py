@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import re
 
+from patchline.versions._keyed import KeyedScheme
 from patchline.versions.interface import InvalidVersion
 
 __all__ = ["RpmScheme"]
@@ -35,25 +36,13 @@ _NUMERIC = 4
 _Segments = tuple[tuple[int, int, str], ...]
 
 
-class RpmScheme:
+class RpmScheme(KeyedScheme):
     """rpm's epoch:version-release order (``rpmvercmp`` on each part)."""
 
-    @property
-    def name(self) -> str:
-        return "rpm"
+    scheme_name = "rpm"
 
-    def validate(self, version: str) -> None:
-        _key(version)
-
-    def compare(self, a: str, b: str) -> int:
-        ka, kb = _key(a), _key(b)
-        return (ka > kb) - (ka < kb)
-
-    def key(self, version: str) -> object:
+    def _key(self, version: str) -> object:
         return _key(version)
-
-    def __repr__(self) -> str:
-        return "RpmScheme()"
 
 
 def rpmvercmp(a: str, b: str) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 
+from patchline.versions._keyed import KeyedScheme
 from patchline.versions.interface import InvalidVersion
 
 __all__ = ["SemverScheme"]
@@ -35,25 +36,13 @@ _Identifier = tuple[int, int, str]
 _RELEASE: tuple[int, tuple[_Identifier, ...]] = (1, ())
 
 
-class SemverScheme:
+class SemverScheme(KeyedScheme):
     """SemVer 2.0.0 precedence, as npm's node-semver implements it."""
 
-    @property
-    def name(self) -> str:
-        return "semver"
+    scheme_name = "semver"
 
-    def validate(self, version: str) -> None:
-        _key(version)
-
-    def compare(self, a: str, b: str) -> int:
-        ka, kb = _key(a), _key(b)
-        return (ka > kb) - (ka < kb)
-
-    def key(self, version: str) -> object:
+    def _key(self, version: str) -> object:
         return _key(version)
-
-    def __repr__(self) -> str:
-        return "SemverScheme()"
 
 
 @functools.lru_cache(maxsize=65536)
