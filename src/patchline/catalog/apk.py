@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from patchline._model import Ecosystem
 from patchline.catalog._ownership import language_metadata_paths
+from patchline.catalog._records import blank_line_records
 from patchline.catalog.interface import CatalogError, FileResult, Found
 
 __all__ = ["ApkCataloger"]
@@ -39,30 +40,13 @@ class ApkCataloger:
         text = data.decode("utf-8", errors="surrogateescape")
         packages: list[Found] = []
         skipped: list[str] = []
-        for line_no, lines in _records(text):
+        for line_no, lines in blank_line_records(text):
             try:
                 packages.append(_parse_record(lines))
             except ValueError as exc:
                 skipped.append(f"record at line {line_no}: {exc}")
         return FileResult(packages=tuple(packages), skipped=tuple(skipped))
 
-
-def _records(text: str) -> list[tuple[int, list[str]]]:
-    """Blank-line separated records, each with the line number it starts at."""
-    records: list[tuple[int, list[str]]] = []
-    current: list[str] = []
-    start = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            if not current:
-                start = number
-            current.append(line)
-        elif current:
-            records.append((start, current))
-            current = []
-    if current:
-        records.append((start, current))
-    return records
 
 
 def _parse_record(lines: list[str]) -> Found:

@@ -34,6 +34,7 @@ from debian.debian_support import Version
 
 from patchline._model import Ecosystem
 from patchline.catalog._ownership import language_metadata_paths
+from patchline.catalog._records import blank_line_records
 from patchline.catalog.interface import CatalogError, FileResult, Found
 
 __all__ = ["DpkgCataloger"]
@@ -73,7 +74,7 @@ def _parse_status(data: bytes) -> FileResult:
     text = data.decode("utf-8", errors="replace")
     packages: list[Found] = []
     skipped: list[str] = []
-    for line_no, lines in _stanzas(text):
+    for line_no, lines in blank_line_records(text):
         try:
             found = _parse_stanza(deb822.Deb822(lines))
         except ValueError as exc:
@@ -83,23 +84,6 @@ def _parse_status(data: bytes) -> FileResult:
             packages.append(found)
     return FileResult(packages=tuple(packages), skipped=tuple(skipped))
 
-
-def _stanzas(text: str) -> list[tuple[int, list[str]]]:
-    """Blank-line separated stanzas, each with the line number it starts at."""
-    stanzas: list[tuple[int, list[str]]] = []
-    current: list[str] = []
-    start = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            if not current:
-                start = number
-            current.append(line)
-        elif current:
-            stanzas.append((start, current))
-            current = []
-    if current:
-        stanzas.append((start, current))
-    return stanzas
 
 
 def _parse_stanza(stanza: deb822.Deb822) -> Found | None:
