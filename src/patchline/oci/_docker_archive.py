@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from patchline._model import Digest
 from patchline.errors import ImageNotFound, ManifestError
-from patchline.oci._blob import VerifyingReader, digest_bytes
-from patchline.oci._layout import _TarStore, read_small
+from patchline.oci._blob import digest_bytes
+from patchline.oci._layout import StoreSource, _TarStore, read_small
 from patchline.oci._manifest import parse_config
-from patchline.oci.interface import Descriptor, ImageSource, ResolvedImage
+from patchline.oci.interface import Descriptor, ResolvedImage
 
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 _BLOB_PATH = re.compile(r"^blobs/(sha256)/([0-9a-f]{64})$")
 
 
-class DockerArchiveSource:
+class DockerArchiveSource(StoreSource):
     """Reads the legacy ``manifest.json`` format both docker and podman write."""
 
     def __init__(self, path: str | Path, *, name: str | None = None, reference: str | None = None) -> None:
         self.path = Path(path)
         self._name = name
         self._reference = reference or f"docker-archive:{path}" + (f":{name}" if name else "")
-        self._store = _TarStore(self.path)
+        self._archive = _TarStore(self.path)
+        self._store = self._archive
 
     def _entry(self) -> dict[str, Any]:
         try:
@@ -66,8 +65,8 @@ class DockerArchiveSource:
             m = _BLOB_PATH.match(str(layer_path))
             # Legacy "<id>/layer.tar" entries are uncompressed: their digest is the diff_id.
             digest = Digest(f"{m.group(1)}:{m.group(2)}") if m else diff_id
-            size = self._store._members[layer_path].size if layer_path in self._store._members else -1
-            if size < 0:
+            size = self._archive.size_of(str(layer_path))
+            if size is None:
                 raise ImageNotFound(f"{self._reference}: layer {layer_path} is missing from the archive")
             descriptors.append(Descriptor(DOCKER_LAYER, digest, size, annotations={"path": str(layer_path)}))
         return ResolvedImage(
@@ -79,19 +78,5 @@ class DockerArchiveSource:
             repo_tags=tuple(entry.get("RepoTags") or ()),
         )
 
-    @contextlib.contextmanager
-    def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
-        with self._store.open(descriptor.annotations["path"]) as fh:
-            yield VerifyingReader(fh, digest=descriptor.digest, size=descriptor.size, what="layer")  # type: ignore[misc]
-
-    def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[IO[bytes]]:
-        return self._open(descriptor)
-
-    def close(self) -> None:
-        self._store.close()
-
-    def __enter__(self) -> ImageSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _blob_path(self, descriptor: Descriptor) -> str:
+        return descriptor.annotations["path"]

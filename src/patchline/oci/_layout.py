@@ -129,6 +129,11 @@ class _TarStore:
         raw.seek(member.offset_data)
         return _Slice(raw, member.size)  # type: ignore[return-value]
 
+    def size_of(self, relpath: str) -> int | None:
+        """A member's size, or None if the archive has no such file."""
+        member = self._members.get(relpath)
+        return None if member is None else member.size
+
     def close(self) -> None:
         self._tar.close()
 
@@ -199,7 +204,33 @@ def resolve_in_store(
     raise ManifestError(f"{reference}: indexes nested too deep")
 
 
-class LayoutSource:
+class StoreSource:
+    """An image source whose blobs are files of a ``BlobStore``; subclasses say which file."""
+
+    _store: BlobStore
+
+    def _blob_path(self, descriptor: Descriptor) -> str:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
+        with self._store.open(self._blob_path(descriptor)) as fh:
+            yield VerifyingReader(fh, digest=descriptor.digest, size=descriptor.size, what="blob")  # type: ignore[misc]
+
+    def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[IO[bytes]]:
+        return self._open(descriptor)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> ImageSource:
+        return self  # type: ignore[return-value]  # subclasses add resolve()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LayoutSource(StoreSource):
     """An OCI image layout, as a directory or as a tar archive of one."""
 
     def __init__(self, path: str | Path, *, name: str | None = None, platform: Platform | None = None,
@@ -218,22 +249,8 @@ class LayoutSource:
     def resolve(self) -> ResolvedImage:
         return resolve_in_store(self._store, name=self._name, platform=self._platform, reference=self._reference)
 
-    @contextlib.contextmanager
-    def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
-        with self._store.open(blob_path(descriptor.digest)) as fh:
-            yield VerifyingReader(fh, digest=descriptor.digest, size=descriptor.size, what="blob")  # type: ignore[misc]
-
-    def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[IO[bytes]]:
-        return self._open(descriptor)
-
-    def close(self) -> None:
-        self._store.close()
-
-    def __enter__(self) -> ImageSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _blob_path(self, descriptor: Descriptor) -> str:
+        return blob_path(descriptor.digest)
 
 
 __all__ = ["BlobError", "LayoutSource", "digest_bytes"]
