@@ -23,6 +23,7 @@ APT_PACKAGES=(
     busybox-static  # the network-free probe image: one static binary
     openssl         # certificates for the token-auth registry of the tests
     apt-utils       # apt-ftparchive, for the local apt repositories of the tests
+    dpkg-dev        # dpkg-parsechangelog, the CVE oracle of the assessment tests
     rpm             # the oracle for RPM version comparison in the property tests
     gnupg           # GPG "simple signing" of images
 )
