@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -142,6 +143,23 @@ def _stdout_console() -> Console:
     return console if console.is_terminal else Console(highlight=False, width=200)
 
 
+def _emit(output: Path | None, *, table: Callable[[Console], None] | None = None, text: str | None = None) -> None:
+    """Write a rendered table or a document to ``output``, or to stdout."""
+    if table is not None:
+        if output is None:
+            table(_stdout_console())
+        else:
+            with output.open("w", encoding="utf-8") as fh:
+                table(Console(file=fh, width=200))
+        return
+    assert text is not None
+    text = text if text.endswith("\n") else text + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
 def render_table(inventory: Inventory, console: Console) -> None:
     layers = inventory.layers
     table = Table(title=escape(inventory.image.reference), title_justify="left", show_edge=False, pad_edge=False)
@@ -197,21 +215,11 @@ def sbom(
         inventory = _scan(image, platform=platform, insecure=insecure, use_cache=not no_cache,
                           catalogers=catalogers, config=config)
         if fmt is OutputFormat.TABLE:
-            if output is not None:
-                with output.open("w", encoding="utf-8") as fh:
-                    render_table(inventory, Console(file=fh, width=160))
-            else:
-                render_table(inventory, _stdout_console())
+            _emit(output, table=lambda console: render_table(inventory, console))
         else:
             from patchline.sbom import render_sbom
 
-            text = render_sbom(inventory, fmt.value)
-            if output is not None:
-                output.write_text(text, encoding="utf-8")
-            else:
-                sys.stdout.write(text)
-                if not text.endswith("\n"):
-                    sys.stdout.write("\n")
+            _emit(output, text=render_sbom(inventory, fmt.value))
         if output is not None:
             stderr.print(f"wrote {fmt.value} SBOM of {len(inventory.packages)} packages to {output}")
     except Error as exc:
@@ -336,19 +344,12 @@ def scan(
         else:
             assessment = assess(scan_input, options)
         if fmt is ScanFormat.TABLE:
-            if output is not None:
-                with output.open("w", encoding="utf-8") as fh:
-                    render_assessment_table(assessment, Console(file=fh, width=200))
-            else:
-                render_assessment_table(assessment, _stdout_console())
+            _emit(output, table=lambda console: render_assessment_table(assessment, console))
         else:
-            text = render_assessment(assessment, fmt.value, inventory=scan_input.inventory,
-                                     sbom=scan_input.cyclonedx)
-            if output is not None:
-                output.write_text(text, encoding="utf-8")
-                stderr.print(f"wrote the {fmt.value} assessment to {output}")
-            else:
-                sys.stdout.write(text)
+            _emit(output, text=render_assessment(assessment, fmt.value, inventory=scan_input.inventory,
+                                                 sbom=scan_input.cyclonedx))
+        if output is not None:
+            stderr.print(f"wrote the {fmt.value} assessment to {output}")
     except Error as exc:
         _fail(exc)
     except OSError as exc:

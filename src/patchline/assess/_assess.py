@@ -11,14 +11,19 @@ goes on.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from patchline._model import Ecosystem, Package, Purl
 from patchline.assess._input import ScanInput
 from patchline.assess.model import Assessment, AssessSkip, Finding, Ignored, PendingUpdate
 from patchline.errors import ConfigError, Error
+
+if TYPE_CHECKING:
+    from patchline.updates import AptSuite
 
 Progress = Callable[[str], None]
 
@@ -74,10 +79,8 @@ def _as_packages(scan: ScanInput) -> list[Package]:
     return out
 
 
-def _image_suites(scan: ScanInput) -> list[object]:
+def _image_suites(scan: ScanInput) -> list[AptSuite]:
     """Update suites derived from the image's own apt sources (or its distro when they are unknown)."""
-    import fnmatch
-
     from patchline._hostapt import host_debian_mirror
     from patchline.updates import IMAGE_SOURCE_GLOBS, sources_from_image_files
 
@@ -91,7 +94,7 @@ def _image_suites(scan: ScanInput) -> list[object]:
     if not files:
         # An SBOM carries no apt sources: assume the release's main suite on the host's mirror.
         files = {"/etc/apt/sources.list": f"deb {host.mirror} {codename} main\n"}
-    return list(sources_from_image_files(files, host_mirror=host))
+    return sources_from_image_files(files, host_mirror=host)
 
 
 def pending_updates_for(
@@ -104,7 +107,7 @@ def pending_updates_for(
     if options.suites:
         suites = [AptSuite(s.url, s.suite, tuple(s.components)) for s in options.suites]
     else:
-        suites = _image_suites(scan)  # type: ignore[assignment]
+        suites = _image_suites(scan)
         if not suites:
             return [], [AssessSkip("update sources", "the image's apt sources name no Debian release")], []
     fetch = FetchOptions(unsafe_skip_signature=options.unsafe_skip_signature)
@@ -145,6 +148,7 @@ def _mark_fix_available(findings: list[Finding], pending: list[PendingUpdate], c
     from patchline.versions import scheme_for
 
     by_package = {(p.package.name, p.package.arch): p for p in pending}
+    scheme = scheme_for("deb")
     out = []
     for f in findings:
         if f.package.ecosystem != Ecosystem.DEB.value or not checked:
@@ -153,7 +157,6 @@ def _mark_fix_available(findings: list[Finding], pending: list[PendingUpdate], c
         update = by_package.get((f.package.name, f.package.arch))
         available = False
         if update is not None and f.fixed_versions:
-            scheme = scheme_for("deb")
             # Debian advisories name source versions; the candidate's source version is comparable.
             try:
                 available = any(scheme.compare(update.source_version, fixed) >= 0 for fixed in f.fixed_versions)

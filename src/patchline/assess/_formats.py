@@ -19,6 +19,7 @@ from packageurl import PackageURL
 from patchline._model import Inventory
 from patchline.assess.model import Assessment, Finding, PendingUpdate, Severity
 from patchline.errors import SbomError
+from patchline.sbom.interface import tool_version
 
 SCHEMA = "patchline/assessment/v1"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -31,12 +32,6 @@ _SARIF_LEVEL = {
     Severity.NONE: "note",
     Severity.UNKNOWN: "warning",
 }
-
-
-def _tool_version() -> str:
-    from patchline import __version__
-
-    return __version__
 
 
 def summary(assessment: Assessment) -> dict[str, Any]:
@@ -66,7 +61,7 @@ def assessment_to_dict(assessment: Assessment, *, created: datetime | None = Non
     return {
         "schema": SCHEMA,
         "created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "tool": {"name": "patchline", "version": _tool_version()},
+        "tool": {"name": "patchline", "version": tool_version()},
         "image": {"reference": assessment.image, "config_digest": assessment.config_digest},
         "summary": summary(assessment),
         "sources": list(assessment.sources),
@@ -128,7 +123,7 @@ def _sarif(assessment: Assessment) -> dict[str, Any]:
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "patchline", "version": _tool_version(),
+            "tool": {"driver": {"name": "patchline", "version": tool_version(),
                                 "informationUri": "https://github.com/patchline", "rules": list(rules.values())}},
             "results": results,
         }],
