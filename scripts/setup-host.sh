@@ -2,7 +2,7 @@
 # Prepare a Debian 12 host for patchline's development and integration tests.
 #
 # Idempotent and non-interactive; a second run changes nothing and takes seconds.
-#   1. apt packages: podman, buildah, skopeo, runc, docker-registry, debootstrap, ...
+#   1. apt packages: podman, buildah, skopeo, runc, docker-registry, debootstrap, postgresql, ...
 #   2. a probe that `podman run` works; only where it does not, and only when there
 #      is no /etc/containers/containers.conf of the user's, it writes the settings
 #      the probe proves are needed (see DESIGN.md, "Host facts")
@@ -26,6 +26,7 @@ APT_PACKAGES=(
     dpkg-dev        # dpkg-parsechangelog, the CVE oracle of the assessment tests
     rpm             # the oracle for RPM version comparison in the property tests
     gnupg           # GPG "simple signing" of images
+    postgresql      # server binaries for the tests' private cluster (Debian's 15/main is not used)
 )
 APT_FRESH_MINUTES=360
 PROBE_IMAGE=localhost/patchline/probe:busybox

@@ -11,4 +11,9 @@ _REPO = str(Path(__file__).resolve().parent.parent)
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-pytest_plugins = ["tests.support.images", "tests.support.registry", "tests.support.aptrepo"]
+pytest_plugins = [
+    "tests.support.images",
+    "tests.support.registry",
+    "tests.support.aptrepo",
+    "tests.support.postgres",
+]

@@ -29,7 +29,9 @@ are translated at the boundary with ``raise ... from exc``. The CLI catches
     ├── AdvisoryError               advisory data cannot be used
     │   ├── FeedError               an advisory feed cannot be read at all (a bad record is a skip)
     │   └── VexError                a VEX document is malformed
-    └── HostError                   a host tool (podman, skopeo) is missing or failed
+    ├── HostError                   a host tool (podman, skopeo) is missing or failed
+    ├── StoreError                  the fleet store cannot be opened, migrated or written
+    └── DiscoveryError              what runs where cannot be observed (podman, Kubernetes)
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "CatalogError",
     "ConfigError",
     "DigestMismatch",
+    "DiscoveryError",
     "Error",
     "FeedError",
     "HostError",
@@ -57,6 +60,7 @@ __all__ = [
     "RegistryError",
     "SbomError",
     "SourceError",
+    "StoreError",
     "UpdateSourceError",
     "VexError",
 ]
@@ -167,3 +171,11 @@ class IndexFormatError(UpdateSourceError):
 
 class HostError(Error):
     """A host tool patchline drives (podman, skopeo, buildah) is missing or failed."""
+
+
+class StoreError(Error):
+    """The fleet store cannot be opened, migrated or written."""
+
+
+class DiscoveryError(Error):
+    """The running workloads cannot be observed: podman failed, no Kubernetes cluster answers."""
