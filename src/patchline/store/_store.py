@@ -484,10 +484,10 @@ class Store:
 
     def workloads(self, *, include_gone: bool = False) -> list[WorkloadRow]:
         with self._read() as conn:
-            stmt = select(Workload).order_by(Workload.runtime, Workload.host, Workload.name)
+            stmt = select(*Workload.__table__.c).order_by(Workload.runtime, Workload.host, Workload.name)
             if not include_gone:
                 stmt = stmt.where(Workload.gone_at.is_(None))
-            return [_workload_row(w) for w in conn.execute(stmt).scalars()]
+            return [_workload_row(w) for w in conn.execute(stmt)]
 
     # -- findings --------------------------------------------------------------------
 
@@ -677,8 +677,9 @@ class Store:
                 naming[name_ids[n]].append(pk_of[ident])
         pairs: set[tuple[int, int]] = set()
         for chunk in _chunks(sorted(naming)):
-            pairs.update(conn.execute(select(ImagePackage.match_name_id, ImagePackage.match_version_id).distinct()
-                                      .where(ImagePackage.match_name_id.in_(chunk))).tuples())
+            pairs.update((n, v) for n, v in conn.execute(
+                select(ImagePackage.match_name_id, ImagePackage.match_version_id).distinct()
+                .where(ImagePackage.match_name_id.in_(chunk))))
         conn.execute(update(Feed).where(Feed.id == feed_id).values(revision=revision))
         evaluated, added = self._evaluate_pairs(conn, pairs, now, advisories=naming)
         for chunk in _chunks(list(pk_of.values())):
@@ -770,7 +771,7 @@ class Store:
             by_binary = select(ImagePackage.image_id, ImagePackage.seq).where(ImagePackage.name_id.in_(ids))
             by_source = select(ImagePackage.image_id, ImagePackage.seq).where(
                 ImagePackage.match_name_id.in_(ids), ImagePackage.name_id != ImagePackage.match_name_id)
-            keys = set(conn.execute(by_binary).tuples()) | set(conn.execute(by_source).tuples())
+            keys = {(i, q) for i, q in conn.execute(by_binary)} | {(i, q) for i, q in conn.execute(by_source)}
             if not keys:
                 return []
             rows = self._package_rows(conn, sorted(keys))
@@ -846,9 +847,9 @@ class Store:
     def _running_by_image(self, conn: Connection, ids: set[int]) -> dict[int, list[WorkloadRow]]:
         out: dict[int, list[WorkloadRow]] = defaultdict(list)
         for chunk in _chunks(sorted(ids)):
-            for w in conn.execute(select(Workload).where(Workload.image_id.in_(chunk), Workload.gone_at.is_(None))
-                                  .order_by(Workload.name)).scalars():
-                assert w.image_id is not None
+            for w in conn.execute(select(*Workload.__table__.c)
+                                  .where(Workload.image_id.in_(chunk), Workload.gone_at.is_(None))
+                                  .order_by(Workload.name)):
                 out[w.image_id].append(_workload_row(w))
         return out
 
@@ -886,10 +887,10 @@ class Store:
             image_ids = {r.image_id for r in found}
             images = self._image_rows(conn, image_ids)
             running = self._running_by_image(conn, image_ids)
-            pending = set()
+            pending: set[tuple[int, int]] = set()
             for chunk in _chunks(sorted(image_ids)):
-                pending |= set(conn.execute(select(PendingUpdate.image_id, PendingUpdate.name_id)
-                                            .where(PendingUpdate.image_id.in_(chunk))).tuples())
+                pending |= {(i, n) for i, n in conn.execute(select(PendingUpdate.image_id, PendingUpdate.name_id)
+                                                            .where(PendingUpdate.image_id.in_(chunk)))}
         first = rows[0]
         doc = json.loads(zlib.decompress(first.document))
         hits = []
@@ -952,8 +953,8 @@ class Store:
                        .scalar_one())
             running_total = int(conn.execute(select(func.count()).select_from(Workload)
                                              .where(Workload.gone_at.is_(None))).scalar_one())
-            feeds = tuple(conn.execute(select(Feed.kind, Feed.name, Feed.revision).order_by(Feed.kind, Feed.name))
-                          .tuples())
+            feeds = tuple((k, n, r) for k, n, r in conn.execute(
+                select(Feed.kind, Feed.name, Feed.revision).order_by(Feed.kind, Feed.name)))
         out = []
         for image_id, base_id in images_meta:
             row = rows[image_id]
@@ -1099,7 +1100,8 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _workload_row(w: Workload) -> WorkloadRow:
+def _workload_row(w: Any) -> WorkloadRow:
+    """A ``workloads`` table row as plain data."""
     return WorkloadRow(
         runtime=w.runtime, host=w.host, namespace=w.namespace, name=w.name, container_id=w.container_id,
         image_ref=w.image_ref, image_digest=w.image_digest, started_at=_utc(w.started_at),
