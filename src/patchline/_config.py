@@ -77,6 +77,21 @@ class AdvisoriesConfig(_Section):
     vex: tuple[Path, ...] = Field(default=(), description="OpenVEX documents")
 
 
+class StoreConfig(_Section):
+    url: str | None = Field(
+        default=None,
+        description="Database URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB) or a SQLite file path; "
+        "$PATCHLINE_DB overrides it; default ~/.local/share/patchline/patchline.db",
+    )
+
+
+class FleetConfig(_Section):
+    stale_days: int = Field(default=30, ge=1, description="Images older than this are reported as stale")
+    registries: tuple[str, ...] = Field(
+        default=(), description="REGISTRY or REGISTRY/REPO targets `patchline discover registry` lists by default"
+    )
+
+
 class IgnoreRule(_Section):
     """Move a finding to the ignored list, with a reason, until it expires."""
 
@@ -92,6 +107,8 @@ class Config(_Section):
     scan: ScanConfig = ScanConfig()
     updates: UpdatesConfig = UpdatesConfig()
     advisories: AdvisoriesConfig = AdvisoriesConfig()
+    store: StoreConfig = StoreConfig()
+    fleet: FleetConfig = FleetConfig()
     ignore: tuple[IgnoreRule, ...] = ()
     source: Path | None = Field(default=None, exclude=True, description="The file this was read from")
 

@@ -405,5 +405,9 @@ def demo(
         _fail(exc)
 
 
+# The fleet commands register themselves on `app`; imported here so that `patchline --help` lists them.
+from patchline import _cli_fleet  # noqa: E402,F401
+
+
 def main() -> None:
     app()

@@ -6,7 +6,16 @@
     result = assess(from_inventory(inventory), AssessOptions(feeds=("/srv/osv",)))
 """
 
-from patchline.assess._assess import AssessOptions, IgnoreSpec, UpdateSuiteSpec, assess, options_from_config
+from patchline.assess._assess import (
+    AssessOptions,
+    IgnoreSpec,
+    UpdateSuiteSpec,
+    assess,
+    fetch_options,
+    options_from_config,
+    pending_against,
+    update_suites_for,
+)
 from patchline.assess._formats import render_assessment, summary
 from patchline.assess._input import ScanInput, from_cyclonedx, from_inventory, read_sbom_file
 from patchline.assess.model import (
@@ -36,10 +45,13 @@ __all__ = [
     "SeverityScore",
     "UpdateSuiteSpec",
     "assess",
+    "fetch_options",
     "from_cyclonedx",
     "from_inventory",
     "options_from_config",
+    "pending_against",
     "read_sbom_file",
     "render_assessment",
     "summary",
+    "update_suites_for",
 ]

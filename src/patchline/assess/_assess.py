@@ -23,7 +23,7 @@ from patchline.assess.model import Assessment, AssessSkip, Finding, Ignored, Pen
 from patchline.errors import ConfigError, Error
 
 if TYPE_CHECKING:
-    from patchline.updates import AptSuite
+    from patchline.updates import AptSuite, FetchOptions, SourceIndexes
 
 Progress = Callable[[str], None]
 
@@ -97,35 +97,51 @@ def _image_suites(scan: ScanInput) -> list[AptSuite]:
     return sources_from_image_files(files, host_mirror=host)
 
 
-def pending_updates_for(
-    scan: ScanInput, options: AssessOptions, *, say: Progress
-) -> tuple[list[PendingUpdate], list[AssessSkip], list[str]]:
-    from patchline.updates import AptSuite, FetchOptions, load_sources, plan_upgrade, read_changelogs
+def update_suites_for(scan: ScanInput, options: AssessOptions) -> list[AptSuite]:
+    """The apt suites an image takes updates from: the configured ones, else its own sources' suites."""
+    from patchline.updates import AptSuite
 
-    if not any(p.ecosystem == Ecosystem.DEB.value for p in scan.packages):
-        return [], [], []
     if options.suites:
-        suites = [AptSuite(s.url, s.suite, tuple(s.components)) for s in options.suites]
-    else:
-        suites = _image_suites(scan)
-        if not suites:
-            return [], [AssessSkip("update sources", "the image's apt sources name no Debian release")], []
+        return [AptSuite(s.url, s.suite, tuple(s.components)) for s in options.suites]
+    return _image_suites(scan)
+
+
+def fetch_options(options: AssessOptions) -> FetchOptions:
+    from patchline.updates import FetchOptions
+
     fetch = FetchOptions(unsafe_skip_signature=options.unsafe_skip_signature)
     if options.keyring is not None:
         fetch = replace(fetch, keyring=options.keyring)
-    say(f"reading {len(suites)} update source(s): {', '.join(s.label for s in suites)}")
-    loaded = load_sources(suites, fetch)
-    skipped = list(loaded.skipped)
-    status = None
-    if scan.inventory is not None:
-        status = scan.inventory.system_file("/var/lib/dpkg/status")
+    return fetch
+
+
+def pending_against(scan: ScanInput, loaded: SourceIndexes, *, changelogs: bool, say: Progress) -> list[PendingUpdate]:
+    """What ``apt-get upgrade`` would install in the image from these loaded indexes (with changelog CVEs)."""
+    from patchline.updates import plan_upgrade, read_changelogs
+
+    status = scan.inventory.system_file("/var/lib/dpkg/status") if scan.inventory is not None else None
     plan = plan_upgrade(_as_packages(scan), loaded.indexes, dpkg_status=status)
     pending = list(plan.pending)
-    if options.changelogs and pending:
+    if changelogs and pending:
         say(f"reading the changelogs of {len(plan.debs)} update(s)")
-        result = read_changelogs(plan)
-        pending = list(result.pending)
-    return pending, skipped, list(loaded.sources)
+        pending = list(read_changelogs(plan).pending)
+    return pending
+
+
+def pending_updates_for(
+    scan: ScanInput, options: AssessOptions, *, say: Progress
+) -> tuple[list[PendingUpdate], list[AssessSkip], list[str]]:
+    from patchline.updates import load_sources
+
+    if not any(p.ecosystem == Ecosystem.DEB.value for p in scan.packages):
+        return [], [], []
+    suites = update_suites_for(scan, options)
+    if not suites:
+        return [], [AssessSkip("update sources", "the image's apt sources name no Debian release")], []
+    say(f"reading {len(suites)} update source(s): {', '.join(s.label for s in suites)}")
+    loaded = load_sources(suites, fetch_options(options))
+    pending = pending_against(scan, loaded, changelogs=options.changelogs, say=say)
+    return pending, list(loaded.skipped), list(loaded.sources)
 
 
 def findings_for(

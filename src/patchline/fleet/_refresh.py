@@ -1,0 +1,90 @@
+"""Re-assess the fleet from the store when feeds or update sources change, without reading an image.
+
+Advisory feeds: :meth:`Store.refresh_feed` diffs each feed against the stored
+records and recomputes only what the changed ones name. Update sources: the
+stored inventories of the Debian images are grouped by the suites they take
+updates from; each group's indexes are loaded once and every image of the group
+is planned against them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from patchline.errors import Error
+
+if TYPE_CHECKING:
+    from patchline.assess import AssessOptions, ScanInput
+    from patchline.store import RefreshResult, Store
+    from patchline.updates import AptSuite
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRefresh:
+    """What re-computing pending updates did."""
+
+    groups: tuple[tuple[str, str, str], ...]  # (sources, revision, previous revision)
+    images: int
+    pending: int
+    images_with_pending: int
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+def refresh_feeds(store: Store, feeds: Sequence[str], *, progress: Say | None = None) -> list[RefreshResult]:
+    """Refresh every configured OSV feed into the store; returns each feed's RefreshResult."""
+    from patchline.advisories import OsvFeed
+
+    say = progress or (lambda _line: None)
+    out: list[RefreshResult] = []
+    for name in feeds:
+        say(f"refreshing advisory feed {name}")
+        out.append(store.refresh_feed(OsvFeed(name)))
+    return out
+
+
+def refresh_updates(store: Store, options: AssessOptions, *, progress: Say | None = None) -> UpdateRefresh:
+    """Recompute the pending updates of every stored Debian image from its update sources."""
+    from patchline.assess import fetch_options, from_inventory, pending_against, update_suites_for
+    from patchline.updates import load_sources
+
+    say = progress or (lambda _line: None)
+    skipped: list[tuple[str, str]] = []
+    groups: dict[tuple[AptSuite, ...], list[tuple[str, ScanInput]]] = {}
+    digests = store.debian_images()
+    for digest in digests:
+        inventory = store.inventory(digest)
+        if inventory is None:
+            skipped.append((digest, "no stored inventory (stored without its SBOM document)"))
+            continue
+        scan = from_inventory(inventory)
+        try:
+            suites = update_suites_for(scan, options)
+        except Error as exc:
+            skipped.append((digest, str(exc)))
+            continue
+        if not suites:
+            skipped.append((digest, "its apt sources name no Debian release"))
+            continue
+        groups.setdefault(tuple(suites), []).append((digest, scan))
+    summary: list[tuple[str, str, str]] = []
+    total = with_pending = 0
+    for group, members in groups.items():
+        labels = ", ".join(s.label for s in group)
+        say(f"loading update sources {labels} for {len(members)} image(s)")
+        loaded = load_sources(list(group), fetch_options(options))
+        skipped.extend((s.what, s.reason) for s in loaded.skipped)
+        revision = hashlib.sha256(" ".join(sorted(i.sha256 for i in loaded.indexes)).encode()).hexdigest()[:16]
+        previous = store.record_update_source(labels, revision)
+        summary.append((labels, revision, previous))
+        for digest, scan in members:
+            pending = pending_against(scan, loaded, changelogs=options.changelogs, say=say)
+            store.record_pending(digest, pending, revision=revision)
+            total += len(pending)
+            with_pending += bool(pending)
+    return UpdateRefresh(groups=tuple(summary), images=sum(len(m) for m in groups.values()), pending=total,
+                         images_with_pending=with_pending, skipped=tuple(skipped))
