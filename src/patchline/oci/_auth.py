@@ -16,8 +16,9 @@ yet: a registry that needs one raises :class:`AuthError` saying so.
 The flow: a request goes out anonymous; a ``401`` carries a
 ``WWW-Authenticate`` challenge. ``Basic`` is answered with the credentials;
 ``Bearer realm=...,service=...,scope=...`` by asking the realm for a token for
-``repository:NAME:pull`` (with the credentials, if any), which is cached per
-scope until it expires.
+the challenge's scope, else ``repository:NAME:pull`` (``registry:catalog:*``
+for the catalog), with the credentials, if any; it is cached per scope until it
+expires.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import httpx
 from patchline.errors import AuthError, RegistryError
 
 __all__ = [
+    "CATALOG_SCOPE",
     "AuthChallenge",
     "Credential",
     "CredentialStore",
@@ -51,6 +53,7 @@ __all__ = [
 _DOCKER_HUB_KEYS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 _TOKEN_LIFETIME_DEFAULT = 60.0  # seconds, as the token spec says when expires_in is absent
 _TOKEN_EXPIRY_MARGIN = 10.0
+CATALOG_SCOPE = "registry:catalog:*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +306,7 @@ class RegistryAuthenticator:
 
     ``credentials`` is looked up lazily, only when the registry asks for them,
     so that an anonymous pull never trips over an unrelated credential file.
+    ``repository=None`` authenticates for the registry's catalog.
     """
 
     def __init__(
@@ -310,7 +314,7 @@ class RegistryAuthenticator:
         client: httpx.Client,
         *,
         registry: str,
-        repository: str,
+        repository: str | None,
         store: CredentialStore,
     ) -> None:
         self._client = client
@@ -325,7 +329,7 @@ class RegistryAuthenticator:
 
     @property
     def scope(self) -> str:
-        return pull_scope(self._repository)
+        return CATALOG_SCOPE if self._repository is None else pull_scope(self._repository)
 
     def credential(self) -> Credential | None:
         with self._lock:
@@ -374,9 +378,9 @@ class RegistryAuthenticator:
         if credential is None:
             return self._no_credentials()
         who = f"user {credential.username!r}" if credential.username else "the identity token"
+        action = "listing its catalog" if self._repository is None else f"pulling {self._repository}"
         return AuthError(
-            f"{self._registry} refused {who} (from {credential.source}) for pulling "
-            f"{self._repository} (HTTP {status})"
+            f"{self._registry} refused {who} (from {credential.source}) for {action} (HTTP {status})"
         )
 
     def _basic_header(self, *, required: bool) -> dict[str, str]:

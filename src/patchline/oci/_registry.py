@@ -11,7 +11,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any, cast
+from typing import IO, Any, Literal, Self, cast
 
 import httpx
 
@@ -36,7 +36,7 @@ from patchline.oci._manifest import (
     parse_manifest,
     select_platform,
 )
-from patchline.oci._reference import ImageRef
+from patchline.oci._reference import _DOCKER_HUB_API, DEFAULT_REGISTRY, ImageRef
 from patchline.oci.interface import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -45,7 +45,7 @@ from patchline.oci.interface import (
     ResolvedImage,
 )
 
-__all__ = ["RegistrySource"]
+__all__ = ["RegistryAPI", "RegistrySource", "new_registry_client"]
 
 _ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
 _USER_AGENT = "patchline"
@@ -59,7 +59,208 @@ _MANIFEST_DIGEST_ALGORITHMS = ("sha256", "sha512")
 _DIGEST_SHAPE = re.compile(r"^[a-z0-9]+:[a-f0-9]{32,}$")
 
 
-class RegistrySource:
+class RegistryAPI:
+    """Authenticated requests to a registry's distribution API (``/v2/...``).
+
+    For one repository (its ``repository:NAME:pull`` scope, its credentials) or,
+    with ``repository=None``, for the registry itself (``/v2/_catalog``, scope
+    ``registry:catalog:*``). Transport, authentication and retries are those
+    described for :class:`RegistrySource`. A ``client`` given is shared, not
+    closed; its certificate checks are then the caller's choice.
+
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        repository: str | None,
+        *,
+        insecure: bool = False,
+        auth: CredentialStore | None = None,
+        timeout: float = 60.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self._insecure = insecure
+        self._host = _DOCKER_HUB_API if registry == DEFAULT_REGISTRY else registry
+        self._owns_client = client is None
+        self._client = client if client is not None else new_registry_client(insecure=insecure, timeout=timeout)
+        self._auth = RegistryAuthenticator(
+            self._client,
+            registry=registry,
+            repository=repository,
+            store=auth if auth is not None else CredentialStore.from_environment(),
+        )
+        self._base: str | None = None
+        self._base_lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        """The host the requests go to (``registry-1.docker.io`` for ``docker.io``)."""
+        return self._host
+
+    def request(
+        self,
+        path: str,
+        *,
+        what: str,
+        method: Literal["GET", "HEAD"] = "GET",
+        headers: Mapping[str, str] | None = None,
+        body_limit: int = _MAX_MANIFEST,
+    ) -> tuple[httpx.Response, bytes]:
+        """``method`` on ``path`` (``/v2/...`` with its query): the closed 2xx response and its body.
+
+        Authenticated and retried like the source's own requests. An error status
+        raises the translated error (404: ``ImageNotFound``, 401 and 403:
+        ``AuthError``, else ``RegistryError``); a body over ``body_limit`` bytes
+        raises ``ManifestError``.
+        """
+        return self._request(path, what=what, headers=headers or {}, body_limit=body_limit, method=method)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- HTTP --------------------------------------------------------------
+
+    def _base_url(self) -> str:
+        with self._base_lock:
+            if self._base is None:
+                self._base = self._ping()
+            return self._base
+
+    def _ping(self) -> str:
+        """Find the scheme that works and learn the auth challenge from ``/v2/``."""
+        schemes = ("https", "http") if self._insecure else ("https",)
+        for scheme in schemes:
+            base = f"{scheme}://{self._host}"
+            fallback = scheme == "https" and self._insecure
+            try:
+                response, _ = self._attempts(
+                    functools.partial(self._send, f"{base}/v2/", {}, _MAX_ERROR_BODY, False),
+                    what="the API root /v2/",
+                    passthrough=(httpx.ConnectError,) if fallback else (),
+                )
+            except httpx.ConnectError:
+                continue  # no TLS there: speak plain HTTP
+            except RegistryError as exc:
+                if scheme == "https" and not self._insecure and isinstance(
+                    exc.__cause__, httpx.ConnectError
+                ):
+                    raise RegistryError(
+                        f"{exc.message} (if {self._host} is a plain-HTTP registry, "
+                        "allow it with --insecure)",
+                        detail=exc.detail,
+                    ) from exc.__cause__
+                raise
+            if response.status_code == 401:
+                self._auth.on_unauthorized(response, had_auth=False)
+            elif response.status_code == 404:
+                raise RegistryError(f"{self._host} does not serve the registry API (/v2/ is 404)")
+            elif not (response.is_success or response.status_code == 403):
+                raise _status_error(response, self._host, "the API root /v2/", b"")
+            return base
+        raise AssertionError("unreachable: the last scheme does not fall back")
+
+    def _request(
+        self,
+        path: str,
+        *,
+        what: str,
+        headers: Mapping[str, str],
+        body_limit: int | None = None,
+        raw: bool = False,
+        method: str = "GET",
+    ) -> tuple[httpx.Response, bytes]:
+        """A request (GET) with auth and retries; a 2xx response, else the translated error.
+
+        With ``body_limit`` the body is read (and the response closed); without,
+        the response is left open for streaming and the caller closes it.
+        """
+        url = self._base_url() + path
+        for auth_round in range(2):
+            auth_headers = self._auth.headers()
+            request_headers = {**headers, **auth_headers}
+            response, body = self._attempts(
+                functools.partial(self._send, url, request_headers, body_limit, raw, method), what=what
+            )
+            if response.status_code == 401:
+                had_auth = "Authorization" in auth_headers
+                response.close()
+                if auth_round == 0 and self._auth.on_unauthorized(response, had_auth=had_auth):
+                    continue
+                if had_auth:
+                    raise self._auth.refused(401)
+                raise AuthError(
+                    f"{self._host} refused anonymous access to {what} (HTTP 401): "
+                    f"{_registry_message(body)}"
+                )
+            if response.is_success:
+                return response, body
+            raise _status_error(response, self._host, what, body)
+        raise AssertionError("unreachable: the second auth round returns or raises")
+
+    def _send(
+        self, url: str, headers: Mapping[str, str], body_limit: int | None, raw: bool, method: str = "GET"
+    ) -> tuple[httpx.Response, bytes]:
+        request = self._client.build_request(method, url, headers=headers)
+        response = self._client.send(request, stream=True)
+        if body_limit is None and response.is_success:
+            return response, b""
+        try:
+            if response.is_success and body_limit is not None:
+                return response, _read_capped(response, body_limit, raw=raw, what=url)
+            return response, _read_error_body(response)
+        finally:
+            response.close()
+
+    def _attempts(
+        self,
+        call: Callable[[], tuple[httpx.Response, bytes]],
+        *,
+        what: str,
+        passthrough: tuple[type[Exception], ...] = (),
+    ) -> tuple[httpx.Response, bytes]:
+        """Run ``call``, retrying on lost connections, 5xx and 429 (see ``_RETRY_DELAYS``)."""
+        for attempt in range(len(_RETRY_DELAYS) + 1):
+            last = attempt == len(_RETRY_DELAYS)
+            try:
+                response, body = call()
+            except passthrough:
+                raise
+            except httpx.TransportError as exc:
+                if last or _is_tls_failure(exc):
+                    raise _transport_error(exc, self._host, what, attempt + 1) from exc
+                time.sleep(_RETRY_DELAYS[attempt])
+                continue
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise RegistryError(f"{self._host}: cannot fetch {what}: {exc}") from exc
+            if (response.status_code >= 500 or response.status_code == 429) and not last:
+                response.close()
+                time.sleep(_RETRY_DELAYS[attempt])
+                continue
+            return response, body
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+
+def new_registry_client(*, insecure: bool = False, timeout: float = 60.0) -> httpx.Client:
+    """An httpx client as registry requests need it, to share between :class:`RegistryAPI` objects."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=True,  # blob GETs are redirected to object storage
+        verify=not insecure,
+        headers={"User-Agent": _USER_AGENT},
+    )
+
+
+class RegistrySource(RegistryAPI):
     """An image in a registry, read through the OCI distribution API.
 
     Transport: HTTPS with certificate verification, for every registry, unless
@@ -87,25 +288,13 @@ class RegistrySource:
         insecure: bool = False,
         auth: CredentialStore | None = None,
         timeout: float = 60.0,
+        client: httpx.Client | None = None,
     ) -> None:
+        super().__init__(
+            ref.registry, ref.repository, insecure=insecure, auth=auth, timeout=timeout, client=client
+        )
         self._ref = ref
         self._platform = platform
-        self._insecure = insecure
-        self._host = ref.api_host
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=True,  # blob GETs are redirected to object storage
-            verify=not insecure,
-            headers={"User-Agent": _USER_AGENT},
-        )
-        self._auth = RegistryAuthenticator(
-            self._client,
-            registry=ref.registry,
-            repository=ref.repository,
-            store=auth if auth is not None else CredentialStore.from_environment(),
-        )
-        self._base: str | None = None
-        self._base_lock = threading.Lock()
 
     # -- ImageSource -------------------------------------------------------
 
@@ -153,15 +342,6 @@ class RegistrySource:
         """
         return self._blob_stream(descriptor)
 
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> RegistrySource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- manifests and blobs -----------------------------------------------
 
     def _fetch_manifest(
@@ -171,7 +351,7 @@ class RegistrySource:
         what = f"manifest {self._ref.repository}:{reference}" if expected is None else (
             f"manifest {self._ref.repository}@{reference}"
         )
-        response, body = self._get(
+        response, body = self._request(
             f"/v2/{self._ref.repository}/manifests/{reference}",
             what=what,
             headers={"Accept": _ACCEPT},
@@ -191,7 +371,7 @@ class RegistrySource:
             raise ManifestError(
                 f"{what} {descriptor.digest} is too large ({descriptor.size} bytes)"
             )
-        _, body = self._get(
+        _, body = self._request(
             f"/v2/{self._ref.repository}/blobs/{descriptor.digest}",
             what=f"{what} {descriptor.digest}",
             headers={"Accept-Encoding": "identity"},
@@ -207,7 +387,7 @@ class RegistrySource:
     def _blob_stream(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
         _check_descriptor_digest(descriptor)
         what = f"blob {descriptor.digest}"
-        response, _ = self._get(
+        response, _ = self._request(
             f"/v2/{self._ref.repository}/blobs/{descriptor.digest}",
             what=what,
             # The digest is over the stored bytes: no transfer decoding.
@@ -225,126 +405,6 @@ class RegistrySource:
             yield cast("IO[bytes]", reader)
         finally:
             reader.close()
-
-    # -- HTTP --------------------------------------------------------------
-
-    def _base_url(self) -> str:
-        with self._base_lock:
-            if self._base is None:
-                self._base = self._ping()
-            return self._base
-
-    def _ping(self) -> str:
-        """Find the scheme that works and learn the auth challenge from ``/v2/``."""
-        schemes = ("https", "http") if self._insecure else ("https",)
-        for scheme in schemes:
-            base = f"{scheme}://{self._host}"
-            fallback = scheme == "https" and self._insecure
-            try:
-                response, _ = self._attempts(
-                    functools.partial(self._send, f"{base}/v2/", {}, _MAX_ERROR_BODY, False),
-                    what="the API root /v2/",
-                    passthrough=(httpx.ConnectError,) if fallback else (),
-                )
-            except httpx.ConnectError:
-                continue  # no TLS there: speak plain HTTP
-            except RegistryError as exc:
-                if scheme == "https" and not self._insecure and isinstance(
-                    exc.__cause__, httpx.ConnectError
-                ):
-                    raise RegistryError(
-                        f"{exc.message} (if {self._host} is a plain-HTTP registry, "
-                        "allow it with --insecure)",
-                        detail=exc.detail,
-                    ) from exc.__cause__
-                raise
-            if response.status_code == 401:
-                self._auth.on_unauthorized(response, had_auth=False)
-            elif response.status_code == 404:
-                raise RegistryError(f"{self._host} does not serve the registry API (/v2/ is 404)")
-            elif not (response.is_success or response.status_code == 403):
-                raise _status_error(response, self._host, "the API root /v2/", b"")
-            return base
-        raise AssertionError("unreachable: the last scheme does not fall back")
-
-    def _get(
-        self,
-        path: str,
-        *,
-        what: str,
-        headers: Mapping[str, str],
-        body_limit: int | None = None,
-        raw: bool = False,
-    ) -> tuple[httpx.Response, bytes]:
-        """GET with auth and retries; a 2xx response, else the translated error.
-
-        With ``body_limit`` the body is read (and the response closed); without,
-        the response is left open for streaming and the caller closes it.
-        """
-        url = self._base_url() + path
-        for auth_round in range(2):
-            auth_headers = self._auth.headers()
-            request_headers = {**headers, **auth_headers}
-            response, body = self._attempts(
-                functools.partial(self._send, url, request_headers, body_limit, raw), what=what
-            )
-            if response.status_code == 401:
-                had_auth = "Authorization" in auth_headers
-                response.close()
-                if auth_round == 0 and self._auth.on_unauthorized(response, had_auth=had_auth):
-                    continue
-                if had_auth:
-                    raise self._auth.refused(401)
-                raise AuthError(
-                    f"{self._host} refused anonymous access to {what} (HTTP 401): "
-                    f"{_registry_message(body)}"
-                )
-            if response.is_success:
-                return response, body
-            raise _status_error(response, self._host, what, body)
-        raise AssertionError("unreachable: the second auth round returns or raises")
-
-    def _send(
-        self, url: str, headers: Mapping[str, str], body_limit: int | None, raw: bool
-    ) -> tuple[httpx.Response, bytes]:
-        request = self._client.build_request("GET", url, headers=headers)
-        response = self._client.send(request, stream=True)
-        if body_limit is None and response.is_success:
-            return response, b""
-        try:
-            if response.is_success and body_limit is not None:
-                return response, _read_capped(response, body_limit, raw=raw, what=url)
-            return response, _read_error_body(response)
-        finally:
-            response.close()
-
-    def _attempts(
-        self,
-        call: Callable[[], tuple[httpx.Response, bytes]],
-        *,
-        what: str,
-        passthrough: tuple[type[Exception], ...] = (),
-    ) -> tuple[httpx.Response, bytes]:
-        """Run ``call``, retrying on lost connections, 5xx and 429 (see ``_RETRY_DELAYS``)."""
-        for attempt in range(len(_RETRY_DELAYS) + 1):
-            last = attempt == len(_RETRY_DELAYS)
-            try:
-                response, body = call()
-            except passthrough:
-                raise
-            except httpx.TransportError as exc:
-                if last or _is_tls_failure(exc):
-                    raise _transport_error(exc, self._host, what, attempt + 1) from exc
-                time.sleep(_RETRY_DELAYS[attempt])
-                continue
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                raise RegistryError(f"{self._host}: cannot fetch {what}: {exc}") from exc
-            if (response.status_code >= 500 or response.status_code == 429) and not last:
-                response.close()
-                time.sleep(_RETRY_DELAYS[attempt])
-                continue
-            return response, body
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class _ResponseStream(io.RawIOBase):

@@ -1,0 +1,14 @@
+"""The fleet: what runs where (podman hosts, Kubernetes) and what registries hold."""
+
+from patchline.fleet.interface import RegistryTag, Workload
+from patchline.fleet.kubernetes import list_kubernetes_pods
+from patchline.fleet.podman import list_podman_containers
+from patchline.fleet.registry import list_registry_tags
+
+__all__ = [
+    "RegistryTag",
+    "Workload",
+    "list_kubernetes_pods",
+    "list_podman_containers",
+    "list_registry_tags",
+]
