@@ -768,13 +768,21 @@ class Store:
             if not name_ids:
                 return []
             ids = sorted(name_ids)
-            by_binary = select(ImagePackage.image_id, ImagePackage.seq).where(ImagePackage.name_id.in_(ids))
-            by_source = select(ImagePackage.image_id, ImagePackage.seq).where(
-                ImagePackage.match_name_id.in_(ids), ImagePackage.name_id != ImagePackage.match_name_id)
-            keys = {(i, q) for i, q in conn.execute(by_binary)} | {(i, q) for i, q in conn.execute(by_source)}
-            if not keys:
+            ip = ImagePackage.__table__
+            columns = (ip.c.image_id, ip.c.name_id, ip.c.version_id, ip.c.match_name_id, ip.c.match_version_id,
+                       ip.c.introduced_in, ip.c.changed_in)
+            # Two index lookups (binary name, source name) rather than one OR, which planners may scan for.
+            by_binary = select(*columns).where(ip.c.name_id.in_(ids))
+            by_source = select(*columns).where(ip.c.match_name_id.in_(ids), ip.c.name_id != ip.c.match_name_id)
+            found = [*conn.execute(by_binary), *conn.execute(by_source)]
+            if not found:
                 return []
-            rows = self._package_rows(conn, sorted(keys))
+            names = self._name_rows(conn, {r.name_id for r in found} | {r.match_name_id for r in found})
+            versions = self._version_rows(conn, {r.version_id for r in found} | {r.match_version_id for r in found})
+            rows = [{"image_id": r.image_id, "name_id": r.name_id, "match_name_id": r.match_name_id,
+                     "ecosystem": names[r.name_id][0], "name": names[r.name_id][1], "version": versions[r.version_id],
+                     "match_name": names[r.match_name_id][1], "match_version": versions[r.match_version_id],
+                     "introduced_in": r.introduced_in, "changed_in": r.changed_in} for r in found]
             if version_below is not None:
                 keep = []
                 verdict: dict[tuple[str, str], bool] = {}
@@ -809,23 +817,6 @@ class Store:
             ))
         hits.sort(key=lambda h: (-len(h.workloads), h.image.refs[:1], h.name, h.version))
         return hits
-
-    def _package_rows(self, conn: Connection, keys: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
-        n1 = PackageName.__table__.alias("n1")
-        n2 = PackageName.__table__.alias("n2")
-        v1 = Version.__table__.alias("v1")
-        v2 = Version.__table__.alias("v2")
-        ip = ImagePackage.__table__
-        out: list[dict[str, Any]] = []
-        for chunk in _chunks(keys):
-            stmt = (select(ip.c.image_id, ip.c.name_id, ip.c.match_name_id, n1.c.ecosystem, n1.c.name,
-                           v1.c.version, n2.c.name.label("match_name"), v2.c.version.label("match_version"),
-                           ip.c.introduced_in, ip.c.changed_in)
-                    .join(n1, n1.c.id == ip.c.name_id).join(v1, v1.c.id == ip.c.version_id)
-                    .join(n2, n2.c.id == ip.c.match_name_id).join(v2, v2.c.id == ip.c.match_version_id)
-                    .where(tuple_(ip.c.image_id, ip.c.seq).in_(chunk)))
-            out.extend(dict(row._mapping) for row in conn.execute(stmt))
-        return out
 
     def _image_rows(self, conn: Connection, ids: set[int]) -> dict[int, ImageRow]:
         refs: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
