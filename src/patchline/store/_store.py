@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, String, and_, delete, func, or_, select, tuple_, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -769,12 +769,23 @@ class Store:
                 return []
             ids = sorted(name_ids)
             ip = ImagePackage.__table__
-            columns = (ip.c.image_id, ip.c.name_id, ip.c.version_id, ip.c.match_name_id, ip.c.match_version_id,
-                       ip.c.introduced_in, ip.c.changed_in)
+            img = Image.__table__
+            l1, l2 = ImageLayer.__table__.alias("l1"), ImageLayer.__table__.alias("l2")
+            d1, d2 = Layer.__table__.alias("d1"), Layer.__table__.alias("d2")
+            # One pass: the package rows with their image and both layers' diff_ids, by primary keys.
+            base = (
+                select(ip.c.image_id, ip.c.name_id, ip.c.version_id, ip.c.match_name_id, ip.c.match_version_id,
+                       ip.c.introduced_in, ip.c.changed_in, d1.c.diff_id.label("introduced_diff_id"),
+                       d2.c.diff_id.label("changed_diff_id"), *_image_columns(img))
+                .join(img, img.c.id == ip.c.image_id)
+                .outerjoin(l1, and_(l1.c.image_id == ip.c.image_id, l1.c.idx == ip.c.introduced_in))
+                .outerjoin(d1, d1.c.id == l1.c.layer_id)
+                .outerjoin(l2, and_(l2.c.image_id == ip.c.image_id, l2.c.idx == ip.c.changed_in))
+                .outerjoin(d2, d2.c.id == l2.c.layer_id)
+            )
             # Two index lookups (binary name, source name) rather than one OR, which planners may scan for.
-            by_binary = select(*columns).where(ip.c.name_id.in_(ids))
-            by_source = select(*columns).where(ip.c.match_name_id.in_(ids), ip.c.name_id != ip.c.match_name_id)
-            found = [*conn.execute(by_binary), *conn.execute(by_source)]
+            found = [*conn.execute(base.where(ip.c.name_id.in_(ids))),
+                     *conn.execute(base.where(ip.c.match_name_id.in_(ids), ip.c.name_id != ip.c.match_name_id))]
             if not found:
                 return []
             names = self._name_rows(conn, {r.name_id for r in found} | {r.match_name_id for r in found})
@@ -782,7 +793,7 @@ class Store:
             rows = [{"image_id": r.image_id, "name_id": r.name_id, "match_name_id": r.match_name_id,
                      "ecosystem": names[r.name_id][0], "name": names[r.name_id][1], "version": versions[r.version_id],
                      "match_name": names[r.match_name_id][1], "match_version": versions[r.match_version_id],
-                     "introduced_in": r.introduced_in, "changed_in": r.changed_in} for r in found]
+                     "introduced_in": r.introduced_in, "changed_in": r.changed_in, "row": r} for r in found]
             if version_below is not None:
                 keep = []
                 verdict: dict[tuple[str, str], bool] = {}
@@ -799,40 +810,50 @@ class Store:
                     if verdict[key]:
                         keep.append(r)
                 rows = keep
-            images = self._image_rows(conn, {r["image_id"] for r in rows})
-            workloads = self._running_by_image(conn, {r["image_id"] for r in rows})
-            diff_ids = self._diff_ids(conn, {r["image_id"] for r in rows})
+            holders = (select(ip.c.image_id).where(ip.c.name_id.in_(ids))
+                       .union(select(ip.c.image_id).where(ip.c.match_name_id.in_(ids))))
+            refs = self._refs_of(conn, ImageRef.image_id.in_(holders))
+            workloads: dict[int, list[WorkloadRow]] = defaultdict(list)
+            for w in conn.execute(select(*Workload.__table__.c).where(Workload.image_id.in_(holders),
+                                                                      Workload.gone_at.is_(None))
+                                  .order_by(Workload.name)):
+                workloads[w.image_id].append(_workload_row(w))
+        images: dict[int, ImageRow] = {}
         hits = []
         for r in rows:
             running = workloads.get(r["image_id"], ())
             if running_only and not running:
                 continue
-            layers = diff_ids.get(r["image_id"], {})
+            row = r["row"]
+            image = images.get(row.image_id)
+            if image is None:
+                image = images[row.image_id] = _image_row(row, refs.get(row.image_id, ()))
             source = r["match_name"] if r["match_name_id"] != r["name_id"] else None
             hits.append(WhereHit(
-                image=images[r["image_id"]], ecosystem=r["ecosystem"], name=r["name"], version=r["version"],
+                image=image, ecosystem=r["ecosystem"], name=r["name"], version=r["version"],
                 source_name=source, source_version=r["match_version"] if source else None,
-                introduced_in=r["introduced_in"], introduced_diff_id=layers.get(r["introduced_in"]),
-                changed_in=r["changed_in"], changed_diff_id=layers.get(r["changed_in"]), workloads=tuple(running),
+                introduced_in=r["introduced_in"], introduced_diff_id=row.introduced_diff_id,
+                changed_in=r["changed_in"], changed_diff_id=row.changed_diff_id, workloads=tuple(running),
             ))
         hits.sort(key=lambda h: (-len(h.workloads), h.image.refs[:1], h.name, h.version))
         return hits
 
+    def _refs_of(self, conn: Connection, condition: Any) -> dict[int, tuple[str, ...]]:
+        """image id -> its refs, most recently seen first."""
+        seen: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
+        for r in conn.execute(select(ImageRef.image_id, ImageRef.repository, ImageRef.tag, ImageRef.manifest_digest,
+                                     _raw_time(ImageRef.last_seen)).where(condition)):
+            name = f"{r.repository}:{r.tag}" if r.tag else f"{r.repository}@{r.manifest_digest}"
+            seen[r.image_id].append((_time(r.last_seen), name))
+        return {i: tuple(n for _, n in sorted(v, reverse=True)) for i, v in seen.items()}
+
     def _image_rows(self, conn: Connection, ids: set[int]) -> dict[int, ImageRow]:
-        refs: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
+        img = Image.__table__
         out = {}
-        for chunk in _chunks(sorted(ids)):
-            for r in conn.execute(select(ImageRef.image_id, ImageRef.repository, ImageRef.tag, ImageRef.manifest_digest,
-                                         ImageRef.last_seen).where(ImageRef.image_id.in_(chunk))):
-                name = f"{r.repository}:{r.tag}" if r.tag else f"{r.repository}@{r.manifest_digest}"
-                refs[r.image_id].append((_utc(r.last_seen) or utcnow(), name))
-            for img in conn.execute(select(Image.id, Image.config_digest, Image.created, Image.distro,
-                                           Image.distro_version, Image.package_count, Image.first_seen,
-                                           Image.last_seen).where(Image.id.in_(chunk))):
-                names = tuple(n for _, n in sorted(refs.get(img.id, []), reverse=True))
-                distro = " ".join(x for x in (img.distro, img.distro_version) if x) or None
-                out[img.id] = ImageRow(img.config_digest, names, _utc(img.created), distro, img.package_count,
-                                       _utc(img.first_seen) or utcnow(), _utc(img.last_seen) or utcnow())
+        for chunk in _chunks(sorted(ids), 5000):
+            refs = self._refs_of(conn, ImageRef.image_id.in_(chunk))
+            for r in conn.execute(select(img.c.id.label("image_id"), *_image_columns(img)).where(img.c.id.in_(chunk))):
+                out[r.image_id] = _image_row(r, refs.get(r.image_id, ()))
         return out
 
     def _running_by_image(self, conn: Connection, ids: set[int]) -> dict[int, list[WorkloadRow]]:
@@ -1005,6 +1026,29 @@ class Store:
         with self._read() as conn:
             return {name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                     for name, t in tables.items()}
+
+
+def _raw_time(column: Any) -> Any:
+    """A timestamp column read as the driver gives it: SQLAlchemy's SQLite parser costs microseconds a value."""
+    return type_coerce(column, String).label(column.key)
+
+
+def _time(value: object) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _image_columns(img: Any) -> tuple[Any, ...]:
+    return (img.c.config_digest, _raw_time(img.c.created), img.c.distro, img.c.distro_version, img.c.package_count,
+            _raw_time(img.c.first_seen), _raw_time(img.c.last_seen))
+
+
+def _image_row(r: Any, refs: tuple[str, ...]) -> ImageRow:
+    distro = " ".join(x for x in (r.distro, r.distro_version) if x) or None
+    return ImageRow(r.config_digest, refs, _time(r.created) if r.created else None, distro, r.package_count,
+                    _time(r.first_seen), _time(r.last_seen))
 
 
 def _scope_applies(image_id_column: Any) -> Any:
