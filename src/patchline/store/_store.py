@@ -274,6 +274,7 @@ class Store:
                       document: bytes | None) -> IngestResult:
         info = inventory.image
         digest = str(info.config_digest)
+        _feed_lock(conn, shared=True)
         existing = conn.execute(select(Image.id, Image.base_image_id).where(Image.config_digest == digest)).first()
         if existing is not None and not replace:
             image_id = existing[0]
@@ -339,8 +340,15 @@ class Store:
                                                             created=now))
 
         base_id = self._link_base(conn, image_id, chains)
+        # Findings are per (name, version): only pairs no other image holds yet need evaluating.
         pairs = {(names[r[2]], versions[r[3]]) for r in rows}
-        self._evaluate_pairs(conn, pairs, now)
+        naming = self._advisories_naming(conn, {n for n, _ in pairs})
+        pairs = {p for p in pairs if p[0] in naming}
+        for chunk in _chunks(sorted({n for n, _ in pairs})):
+            pairs -= {(n, v) for n, v in conn.execute(
+                select(ImagePackage.match_name_id, ImagePackage.match_version_id).distinct()
+                .where(ImagePackage.match_name_id.in_(chunk), ImagePackage.image_id != image_id))}
+        self._evaluate_pairs(conn, pairs, now, advisories=naming)
         return IngestResult(digest, existing is None, len(rows), self._image_finding_count(conn, image_id),
                             self._digest_of(conn, base_id))
 
@@ -601,6 +609,7 @@ class Store:
                  started: float) -> RefreshResult:
         from patchline.advisories import normalize_ecosystem, normalize_name, parse_record
 
+        _feed_lock(conn, shared=False)
         feed_row = conn.execute(select(Feed.id, Feed.revision)
                                 .where(Feed.kind == "osv", Feed.name == feed_name)).first()
         if feed_row is None:
@@ -1026,6 +1035,21 @@ class Store:
         with self._read() as conn:
             return {name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                     for name, t in tables.items()}
+
+
+_FEED_LOCK = 0x7061_7466  # "patf"
+
+
+def _feed_lock(conn: Connection, *, shared: bool) -> None:
+    """Ingests (shared) and feed refreshes (exclusive) never overlap on PostgreSQL.
+
+    Otherwise an ingest could evaluate a new package version against the advisories
+    it saw, while a refresh that commits a new advisory meanwhile does not see that
+    version yet, and the finding would be missed by both. SQLite serializes writers anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        conn.execute(select(getattr(func, function)(_FEED_LOCK)))
 
 
 def _raw_time(column: Any) -> Any:
