@@ -45,6 +45,12 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Store: database URL 
                                                         "~/.local/share/patchline/patchline.db).")]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+NoUpdatesOption = Annotated[bool, typer.Option("--no-updates", help="Do not compute pending updates.")]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Do not use the layer cache.")]
+
+
+def _format(output_format: Format, json_output: bool) -> Format:
+    return Format.JSON if json_output else output_format
 
 
 def _db_url(db: str | None) -> str | None:
@@ -142,8 +148,8 @@ def _after_discovery(store: Store, report: DiscoveryReport, *, updates: bool, fm
 def discover_podman(
     db: DbOption = None,
     host: Annotated[str | None, typer.Option(help="Name this host in the store (default: its hostname).")] = None,
-    no_updates: Annotated[bool, typer.Option("--no-updates", help="Do not compute pending updates.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the layer cache.")] = False,
+    no_updates: NoUpdatesOption = False,
+    no_cache: NoCacheOption = False,
     output_format: FormatOption = Format.TABLE,
     json_output: JsonOption = False,
 ) -> None:
@@ -154,7 +160,7 @@ def discover_podman(
         with _store(db) as store:
             report = run(store, options=_options(False, no_cache), host=host, progress=_progress())
             _after_discovery(store, report, updates=not no_updates,
-                             fmt=Format.JSON if json_output else output_format)
+                             fmt=_format(output_format, json_output))
     except Error as exc:
         _fail(exc)
     if report.failed:
@@ -168,8 +174,8 @@ def discover_registry(
     db: DbOption = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP to the registry.")] = False,
     page_size: Annotated[int, typer.Option(help="Entries per catalog and tag-list request.")] = 100,
-    no_updates: Annotated[bool, typer.Option("--no-updates", help="Do not compute pending updates.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the layer cache.")] = False,
+    no_updates: NoUpdatesOption = False,
+    no_cache: NoCacheOption = False,
     output_format: FormatOption = Format.TABLE,
     json_output: JsonOption = False,
 ) -> None:
@@ -187,7 +193,7 @@ def discover_registry(
                 options = _options(insecure or host in config.registries.insecure, no_cache)
                 report = run(store, target, options=options, page_size=page_size, progress=_progress())
                 _after_discovery(store, report, updates=not no_updates,
-                                 fmt=Format.JSON if json_output else output_format)
+                                 fmt=_format(output_format, json_output))
     except Error as exc:
         _fail(exc)
 
@@ -199,7 +205,7 @@ def discover_kubernetes(
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="One namespace (default: all).")] = None,
     kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG, "
                                                         "~/.kube/config).")] = None,
-    no_updates: Annotated[bool, typer.Option("--no-updates", help="Do not compute pending updates.")] = False,
+    no_updates: NoUpdatesOption = False,
     output_format: FormatOption = Format.TABLE,
     json_output: JsonOption = False,
 ) -> None:
@@ -211,7 +217,7 @@ def discover_kubernetes(
             report = run(store, options=_options(False, False), context=context, namespace=namespace,
                          kubeconfig=kubeconfig, progress=_progress())
             _after_discovery(store, report, updates=not no_updates,
-                             fmt=Format.JSON if json_output else output_format)
+                             fmt=_format(output_format, json_output))
     except Error as exc:
         _fail(exc)
 
@@ -242,7 +248,7 @@ def refresh(
                 updates = refresh_updates(store, options, progress=_progress())
     except Error as exc:
         _fail(exc)
-    if (Format.JSON if json_output else output_format) is Format.JSON:
+    if _format(output_format, json_output) is Format.JSON:
         _emit(None, text=_dump("patchline/refresh/v1", {"feeds": feeds, "updates": updates}))
         return
     for f in feeds:
@@ -288,7 +294,7 @@ def where(
             hits = store.where(package, version_below=version_below, ecosystem=ecosystem, running_only=running)
     except Error as exc:
         _fail(exc)
-    if (Format.JSON if json_output else output_format) is Format.JSON:
+    if _format(output_format, json_output) is Format.JSON:
         _emit(None, text=_dump("patchline/where/v1", {"package": package, "version_below": version_below,
                                                         "hits": hits}))
     else:
@@ -337,7 +343,7 @@ def fleet(
             summary = store.fleet(stale_days=days)
     except Error as exc:
         _fail(exc)
-    if (Format.JSON if json_output else output_format) is Format.JSON:
+    if _format(output_format, json_output) is Format.JSON:
         _emit(None, text=_dump("patchline/fleet/v1", {"fleet": summary}))
     else:
         _emit(None, table=lambda console: _fleet_table(summary, console, all_images=all_images))
@@ -395,7 +401,7 @@ def advisory(
             report = store.advisory(advisory_id)
     except Error as exc:
         _fail(exc)
-    if (Format.JSON if json_output else output_format) is Format.JSON:
+    if _format(output_format, json_output) is Format.JSON:
         _emit(None, text=_dump("patchline/advisory/v1", {"advisory": report}))
     else:
         _emit(None, table=lambda console: _advisory_table(report, console))
