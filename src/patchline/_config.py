@@ -12,8 +12,9 @@ import os
 import tomllib
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from patchline.errors import ConfigError
 
@@ -92,6 +93,58 @@ class FleetConfig(_Section):
     )
 
 
+class BuildConfig(_Section):
+    """How ``patchline rebuild`` builds, pushes and verifies images."""
+
+    registry: str = Field(default="127.0.0.1:5000", description="Where images with no explicit target are pushed; "
+                          "also passed to every build as the build arg PATCHLINE_REGISTRY")
+    namespace: str = Field(default="patchline", description="Repository prefix for images with no explicit target")
+    jobs: int = Field(default=0, ge=0, description="Builds at once; 0: the number of cores")
+    pull: Literal["always", "missing", "never", "newer"] = Field(
+        default="missing", description="buildah's --pull policy for base images (they are pinned by digest anyway)")
+    network: str = Field(default="host", description="buildah --network for RUN steps (host reaches the mirrors)")
+    source_date_epoch: int | None = Field(
+        default=None, ge=0, description="Fixed timestamp for every build; default: the previous build's when the "
+        "recipe and its bases are unchanged, else the build's start")
+    update_sources: bool = Field(
+        default=True, description="Mount the image's update suites (the ones the assessment uses) into RUN steps, "
+        "so that apt-get upgrade in a recipe installs the pending security updates")
+    ca_bundle: Path | None = Field(default=None, description="A CA bundle mounted into RUN steps (TLS-intercepting "
+                                   "networks)")
+    pending: Literal["security", "all", "none"] = Field(
+        default="security", description="Which pending updates make an image dirty: from *-security suites or "
+        "naming CVEs, any, or none")
+    max_age_days: int | None = Field(default=None, ge=1, description="Rebuild images older than this")
+    logs: Path | None = Field(default=None, description="Build logs; default ~/.local/share/patchline/builds")
+    args: dict[str, str] = Field(default_factory=dict, description="Build args for every recipe")
+
+
+class ImageRecipe(_Section):
+    """One image of the fleet: a recipe (context + Containerfile), or an image patched in place."""
+
+    name: str | None = Field(default=None, description="Unique name; for a glob, the directory's name")
+    context: Path | None = Field(default=None, description="Build context directory (relative to this file)")
+    containerfile: str = Field(default="Containerfile", description="Relative to the context")
+    glob: str | None = Field(default=None, description="Directories holding a Containerfile, one recipe each")
+    image: str | None = Field(default=None, description="An image with no recipe, patched in place")
+    target: str | None = Field(default=None, description="Reference to push to; default REGISTRY/NAMESPACE/NAME:latest")
+    args: dict[str, str] = Field(default_factory=dict)
+    build_target: str | None = Field(default=None, description="Stage to build (buildah --target)")
+    tests: tuple[str, ...] = Field(default=(), description="Commands run in a container of the new image")
+    max_age_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ImageRecipe:
+        kinds = [k for k in ("context", "glob", "image") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("an [[images]] entry needs exactly one of context, glob or image")
+        if self.glob is None and not self.name:
+            raise ValueError("an [[images]] entry needs a name (only a glob names its recipes itself)")
+        if self.glob is not None and (self.name or self.target):
+            raise ValueError("a glob entry names its recipes after their directories: no name or target")
+        return self
+
+
 class IgnoreRule(_Section):
     """Move a finding to the ignored list, with a reason, until it expires."""
 
@@ -109,6 +162,8 @@ class Config(_Section):
     advisories: AdvisoriesConfig = AdvisoriesConfig()
     store: StoreConfig = StoreConfig()
     fleet: FleetConfig = FleetConfig()
+    build: BuildConfig = BuildConfig()
+    images: tuple[ImageRecipe, ...] = ()
     ignore: tuple[IgnoreRule, ...] = ()
     source: Path | None = Field(default=None, exclude=True, description="The file this was read from")
 

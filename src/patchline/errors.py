@@ -31,7 +31,10 @@ are translated at the boundary with ``raise ... from exc``. The CLI catches
     │   └── VexError                a VEX document is malformed
     ├── HostError                   a host tool (podman, skopeo) is missing or failed
     ├── StoreError                  the fleet store cannot be opened, migrated or written
-    └── DiscoveryError              what runs where cannot be observed (podman, Kubernetes)
+    ├── DiscoveryError              what runs where cannot be observed (podman, Kubernetes)
+    └── BuildError                  the fleet's recipes cannot be planned or built
+        ├── ContainerfileError      a Containerfile cannot be parsed (FILE:LINE: why)
+        └── GraphError              the build graph is invalid (a cycle between local images)
 """
 
 from __future__ import annotations
@@ -40,13 +43,16 @@ __all__ = [
     "AdvisoryError",
     "AuthError",
     "BlobError",
+    "BuildError",
     "CacheError",
     "CatalogError",
     "ConfigError",
+    "ContainerfileError",
     "DigestMismatch",
     "DiscoveryError",
     "Error",
     "FeedError",
+    "GraphError",
     "HostError",
     "ImageNotFound",
     "IndexExpiredError",
@@ -179,3 +185,15 @@ class StoreError(Error):
 
 class DiscoveryError(Error):
     """The running workloads cannot be observed: podman failed, no Kubernetes cluster answers."""
+
+
+class BuildError(Error):
+    """The fleet's recipes cannot be planned, or a build step cannot run."""
+
+
+class ContainerfileError(BuildError):
+    """A Containerfile cannot be parsed; the message starts with ``FILE:LINE:``."""
+
+
+class GraphError(BuildError):
+    """The build graph is invalid, e.g. a cycle between local images."""

@@ -335,6 +335,11 @@ class RegistrySource(RegistryAPI):
             repo_tags=tags if self._ref.tag else (),
         )
 
+    def manifest_digest(self) -> Digest:
+        """The digest the reference points at now (an index's own digest for a multi-platform image)."""
+        _media_type, _doc, digest = self._fetch_manifest(self._ref.reference, self._ref.digest)
+        return digest
+
     def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[IO[bytes]]:
         """Stream a blob's stored bytes, verified against its digest and size.
 

@@ -8,6 +8,7 @@ Typical use::
         hits = store.where("liblzma5", version_below="5.4.1-1+deb12u2")
 """
 
+from patchline.store._builds import BuildRow, FixableRow, PendingRow
 from patchline.store._engine import current_revision, default_db_url, head_revision, upgrade
 from patchline.store._store import Store, chain_ids, image_scopes, open_store
 from patchline.store.model import (
@@ -27,11 +28,14 @@ from patchline.store.model import (
 __all__ = [
     "AdvisoryHit",
     "AdvisoryReport",
+    "BuildRow",
     "ExposureRow",
+    "FixableRow",
     "FleetSummary",
     "ImageRow",
     "IngestResult",
     "PendingRefresh",
+    "PendingRow",
     "RefreshResult",
     "Store",
     "WhereHit",

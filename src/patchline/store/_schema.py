@@ -257,3 +257,33 @@ class PendingUpdate(Base):
     cves: Mapped[str] = mapped_column(Text, default="")  # space-separated
     source_revision: Mapped[str] = mapped_column(String(200))  # the update sources' revision it came from
     computed_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class Build(Base):
+    """One build (or patch in place) of a recipe by ``patchline rebuild``, whatever its outcome.
+
+    The latest ``built`` or ``unchanged`` build of a recipe is its current state: the inputs
+    (``input_hash``, ``bases``) the next plan compares against, and the image it produced.
+    """
+
+    __tablename__ = "builds"
+    __table_args__ = (Index(None, "recipe", "finished_at"), Index(None, "run_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    recipe: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # "recipe" or "patch"
+    status: Mapped[str] = mapped_column(String(24))  # built, unchanged, failed, blocked, skipped, verify-failed
+    reasons: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of {code, detail}
+    target: Mapped[str] = mapped_column(String(600))
+    input_hash: Mapped[str] = mapped_column(String(80), default="")
+    bases: Mapped[str] = mapped_column(Text, default="{}")  # JSON {reference: pinned digest}
+    config_digest: Mapped[str | None] = mapped_column(DIGEST)
+    manifest_digest: Mapped[str | None] = mapped_column(DIGEST)
+    previous_config_digest: Mapped[str | None] = mapped_column(DIGEST)
+    verification: Mapped[str] = mapped_column(Text, default="{}")  # JSON: fixed, remaining, new
+    error: Mapped[str] = mapped_column(Text, default="")
+    log_path: Mapped[str] = mapped_column(String(1000), default="")
+    source_date_epoch: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[dt.datetime] = mapped_column(Timestamp)

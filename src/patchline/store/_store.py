@@ -25,6 +25,7 @@ from patchline._model import Ecosystem, Inventory
 from patchline.assess.model import AssessSkip
 from patchline.errors import Error, StoreError
 from patchline.store import _engine
+from patchline.store._builds import BuildRecords
 from patchline.store._schema import (
     Advisory,
     AdvisoryPackage,
@@ -140,7 +141,7 @@ class _Evaluated:
     fixed: tuple[str, ...]
 
 
-class Store:
+class Store(BuildRecords):
     """The fleet store on one database. Open it with :func:`open_store`."""
 
     def __init__(self, engine: Engine, url: str) -> None:

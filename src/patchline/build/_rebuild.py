@@ -1,0 +1,377 @@
+"""Run a rebuild plan: build (or patch) each image after its bases, verify it by rescanning, push it by digest.
+
+Scheduling: an item starts as soon as every item it is built FROM has finished
+(so the wall time follows the critical path, not wave barriers), at most
+``jobs`` at once. A base that fails (or fails verification) blocks its
+dependants; the rest go on. A base that comes out unchanged skips the
+dependants whose only reason was that base.
+
+Every build pins its bases by digest: the Containerfile's FROM lines are
+rewritten to the digest just pushed (a local base) or resolved when planning
+(an outside image). A build whose image equals the current one is
+``unchanged``: nothing is pushed, nothing needs rolling out. Nothing is
+recorded as built before it is pushed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from patchline.build import _buildah
+from patchline.build._containerfile import pin_references
+from patchline.build._graph import BuildGraph
+from patchline.build.interface import (
+    BuildResult,
+    BuildStatus,
+    PlanItem,
+    ReasonCode,
+    RebuildPlan,
+    RebuildReport,
+    RecipeKind,
+    Verification,
+)
+from patchline.errors import Error
+
+if TYPE_CHECKING:
+    from patchline.assess import AssessOptions
+    from patchline.fleet._discover import DiscoverOptions
+    from patchline.store import Store
+    from patchline.updates import AptSuite, SourceIndexes
+
+Say = Callable[[str], None]
+PATCH_LABEL = "io.patchline.patched-from"
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildOptions:
+    logs: Path
+    env: _buildah.BuildEnv
+    assess: AssessOptions
+    discover: DiscoverOptions
+    jobs: int = 0  # 0: the number of cores
+    source_date_epoch: int | None = None
+    update_sources: bool = True
+    keyring_in_build: Path | None = None  # mounted as the signed-by keyring of the update sources
+
+
+class _Run:
+    def __init__(self, plan: RebuildPlan, graph: BuildGraph, store: Store, options: RebuildOptions,
+                 hashes: Mapping[str, str], say: Say, run_id: str) -> None:
+        self.plan = plan
+        self.graph = graph
+        self.store = store
+        self.options = options
+        self.hashes = hashes
+        self.say = say
+        self.run_id = run_id
+        self.logs = options.logs / run_id
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.current = store.current_builds()
+        self.results: dict[str, BuildResult] = {}
+        self.lock = threading.Lock()
+        self.loaded: dict[tuple[AptSuite, ...], SourceIndexes] = {}
+        self.inventories: dict[str, object] = {}
+        self.t0 = time.monotonic()
+
+    # -- inputs --------------------------------------------------------------------
+
+    def pins(self, item: PlanItem) -> dict[str, str]:
+        """reference -> digest for every base: this run's result, else the base's current image, else resolved."""
+        out = dict(item.base_digests)
+        for ref, base in self.graph.local[item.name]:
+            result = self.results.get(base)
+            if result is not None and result.manifest_digest:
+                out[ref] = result.manifest_digest
+            elif base in self.current and self.current[base].manifest_digest:
+                out[ref] = str(self.current[base].manifest_digest)
+            else:
+                raise Error(f"base {base} has no pushed image to build FROM")
+        return out
+
+    def timestamp(self, item: PlanItem, bases: Mapping[str, str]) -> int:
+        if self.options.source_date_epoch is not None:
+            return self.options.source_date_epoch
+        cur = self.current.get(item.name)
+        if (cur is not None and cur.source_date_epoch is not None and cur.input_hash == self.hashes.get(item.name)
+                and dict(cur.bases) == dict(bases)):
+            return cur.source_date_epoch  # same inputs: same timestamp, so the same image if the content is too
+        return int(time.time())
+
+    def _base_inventory_ref(self, item: PlanItem, bases: Mapping[str, str]) -> str | None:
+        """What to read the update suites from: the image the built stage starts FROM."""
+        recipe = item.recipe
+        if recipe.kind is RecipeKind.PATCH:
+            assert recipe.image is not None
+            return _buildah.pinned(recipe.image, bases[recipe.image])
+        assert recipe.parsed is not None
+        stage = recipe.parsed.stages[recipe.parsed.target]
+        while stage.base_stage is not None:
+            stage = recipe.parsed.stages[stage.base_stage]
+        if stage.base.lower() == "scratch":
+            return None
+        for ref, base in self.graph.local[item.name]:
+            if ref == stage.base:
+                result = self.results.get(base)
+                digest = result.config_digest if result else None
+                if digest is None and base in self.current:
+                    digest = self.current[base].config_digest
+                return f"store:{digest}" if digest else None
+        if stage.base in bases:
+            pin = _buildah.pinned(stage.base, bases[stage.base])
+            return f"containers-storage:{pin}" if "@" not in pin else pin
+        return None
+
+    def _inventory(self, ref: str) -> object:
+        from patchline.fleet._discover import inventory
+
+        with self.lock:
+            if ref in self.inventories:
+                return self.inventories[ref]
+        if ref.startswith("store:"):
+            inv: object = self.store.inventory(ref.removeprefix("store:"))
+            if inv is None:
+                raise Error(f"no stored inventory of {ref.removeprefix('store:')}")
+        else:
+            inv = inventory(ref, self.options.discover)
+        with self.lock:
+            self.inventories[ref] = inv
+        return inv
+
+    def suites_for(self, inventory: object) -> list[AptSuite]:
+        from patchline.assess import from_inventory, update_suites_for
+
+        return update_suites_for(from_inventory(inventory), self.options.assess)  # type: ignore[arg-type]
+
+    def sources_mount(self, item: PlanItem, bases: Mapping[str, str], log: Path) -> _buildah.BuildEnv:
+        """The build environment with the image's update suites mounted into RUN steps (when enabled)."""
+        env = self.options.env
+        if not self.options.update_sources:
+            return env
+        try:
+            ref = self._base_inventory_ref(item, bases)
+            if ref is None:
+                return env
+            suites = self.suites_for(self._inventory(ref))
+        except Error as exc:
+            with log.open("a") as fh:
+                fh.write(f"patchline: no update sources mounted: {exc}\n")
+            return env
+        if not suites:
+            return env
+        keyring = self.options.keyring_in_build
+        option = f"[signed-by={_buildah.KEYRING_IN_IMAGE}] " if keyring else ""
+        lines = [f"deb {option}{s.url} {s.suite} {' '.join(s.components)}" for s in suites]
+        sources = log.with_suffix(".sources.list")
+        sources.write_text("\n".join(lines) + "\n")
+        with log.open("a") as fh:
+            fh.write("patchline: update sources mounted into RUN steps:\n" + "\n".join(lines) + "\n")
+        mounts = [*env.mounts, (sources, _buildah.SOURCES_IN_IMAGE)]
+        if keyring is not None:
+            mounts.append((keyring, _buildah.KEYRING_IN_IMAGE))
+        return replace(env, mounts=tuple(mounts))
+
+    # -- one item ------------------------------------------------------------------
+
+    def build(self, item: PlanItem) -> BuildResult:
+        started = time.monotonic()
+        started_at = dt.datetime.now(dt.UTC)
+        log = self.logs / f"{item.name}.log"
+        cur = self.current.get(item.name)
+        previous = cur.config_digest if cur else None
+        bases: dict[str, str] = {}
+        timestamp: int | None = None
+
+        def finish(status: BuildStatus, **kw: object) -> BuildResult:
+            result = BuildResult(name=item.name, status=status, reasons=item.reasons, previous_digest=previous,
+                                 bases=bases, log=log, seconds=time.monotonic() - started,
+                                 started=started - self.t0, finished=time.monotonic() - self.t0,
+                                 **kw)  # type: ignore[arg-type]
+            self.store.record_build(
+                run_id=self.run_id, recipe=item.name, kind=item.recipe.kind.value, status=status.value,
+                target=item.recipe.target, reasons=[r.as_dict() for r in item.reasons],
+                input_hash=self.hashes.get(item.name, ""), bases=bases, config_digest=result.config_digest,
+                manifest_digest=result.manifest_digest, previous_config_digest=previous,
+                verification=result.verification.as_dict() if result.verification else None, error=result.error,
+                log_path=str(log), source_date_epoch=timestamp, started_at=started_at,
+                finished_at=dt.datetime.now(dt.UTC))
+            return result
+
+        try:
+            bases = self.pins(item)
+            timestamp = self.timestamp(item, bases)
+            env = self.sources_mount(item, bases, log)
+            tag = f"{item.recipe.target}"
+            if item.recipe.kind is RecipeKind.PATCH:
+                assert item.recipe.image is not None
+                upstream = _buildah.pinned(item.recipe.image, bases[item.recipe.image])
+                self.say(f"[{item.name}] patching {upstream} in place")
+                image_id = _buildah.patch_in_place(
+                    image=upstream, tag=tag, container=f"patchline-patch-{item.name}", timestamp=timestamp,
+                    env=env, log=log, labels={PATCH_LABEL: upstream})
+            else:
+                image_id = self._bud(item, bases, timestamp, env, log, tag)
+        except Error as exc:
+            self.say(f"[{item.name}] failed: {exc}")
+            return finish(BuildStatus.FAILED, error=str(exc))
+        if previous == image_id:
+            self.say(f"[{item.name}] unchanged ({image_id[:19]}): nothing to push")
+            return finish(BuildStatus.UNCHANGED, config_digest=image_id,
+                          manifest_digest=cur.manifest_digest if cur else None)
+        try:
+            verification = self.verify(item, image_id, log)
+        except Error as exc:
+            self.say(f"[{item.name}] rescan failed: {exc}")
+            return finish(BuildStatus.FAILED, config_digest=image_id, error=f"rescan failed: {exc}")
+        if not verification.passed:
+            why = "; ".join(filter(None, [
+                f"still there: {', '.join(verification.remaining)}" if verification.remaining else "",
+                f"new: {', '.join(verification.new)}" if verification.new else ""]))
+            self.say(f"[{item.name}] verification failed: {why}")
+            return finish(BuildStatus.VERIFY_FAILED, config_digest=image_id, verification=verification,
+                          error=f"verification failed: {why}")
+        try:
+            digest = _buildah.push(image_id=image_id, destination=item.recipe.target, env=self.options.env, log=log,
+                                   digestfile=log.with_suffix(".digest"))
+            from patchline.fleet._discover import split_reference
+
+            repo, tagname, _ = split_reference(item.recipe.target)
+            self.store.record_refs(image_id, [(repo, tagname, digest)])
+        except Error as exc:
+            self.say(f"[{item.name}] push failed: {exc}")
+            return finish(BuildStatus.FAILED, config_digest=image_id, verification=verification,
+                          error=f"push failed: {exc}")
+        self.say(f"[{item.name}] pushed {item.recipe.target} @ {digest}")
+        return finish(BuildStatus.BUILT, config_digest=image_id, manifest_digest=digest, verification=verification,
+                      pushed=f"{repo}@{digest}")
+
+    def _bud(self, item: PlanItem, bases: Mapping[str, str], timestamp: int, env: _buildah.BuildEnv, log: Path,
+             tag: str) -> str:
+        recipe = item.recipe
+        assert recipe.containerfile is not None and recipe.context is not None
+        pins = {ref: _buildah.pinned(ref, digest) for ref, digest in bases.items()}
+        text = pin_references(recipe.containerfile.read_text(), pins, build_args=recipe.args,
+                              path=str(recipe.containerfile))
+        pinned_file = log.with_suffix(".Containerfile")
+        pinned_file.write_text(text)
+        self.say(f"[{item.name}] building FROM {', '.join(pins.values()) or 'scratch'}")
+        return _buildah.bud(containerfile=pinned_file, context=recipe.context, tag=tag, args=recipe.args,
+                            timestamp=timestamp, env=env, log=log, target=recipe.build_target,
+                            iidfile=log.with_suffix(".iid"), bases=list(pins.values()))
+
+    def verify(self, item: PlanItem, image_id: str, log: Path) -> Verification:
+        """Rescan the new image into the store; what the rebuild was for must be gone and nothing new appear."""
+        from patchline.assess import fetch_options, from_inventory, pending_against
+        from patchline.updates import load_sources
+
+        inv = self._inventory(f"containers-storage:{image_id.removeprefix('sha256:')}")
+        self.store.record_image(inv)  # type: ignore[arg-type]
+        scan = from_inventory(inv)  # type: ignore[arg-type]
+        pending_names: set[str] = set()
+        try:
+            suites = self.suites_for(inv) if self.options.assess.updates else []
+        except Error as exc:
+            suites = []
+            with log.open("a") as fh:
+                fh.write(f"patchline: no update sources for the rescan: {exc}\n")
+        if suites:
+            key = tuple(suites)
+            with self.lock:
+                loaded = self.loaded.get(key)
+            if loaded is None:
+                loaded = load_sources(list(suites), fetch_options(self.options.assess))
+                with self.lock:
+                    self.loaded[key] = loaded
+            pending = pending_against(scan, loaded, changelogs=self.options.assess.changelogs, say=lambda _l: None)
+            revision = hashlib.sha256(" ".join(sorted(i.sha256 for i in loaded.indexes)).encode()).hexdigest()[:16]
+            self.store.record_pending(image_id, pending, revision=revision)
+            pending_names = {p.package.name for p in pending}
+        findings = {f.advisory_id for f in self.store.fixable_for([image_id], fixable_only=False).get(image_id, [])}
+        targeted = {x for r in item.reasons if r.code in (ReasonCode.PENDING_UPDATES, ReasonCode.FIXABLE_ADVISORY)
+                    for x in r.items}
+        old = item.current.config_digest if item.current else None
+        new: set[str] = set()
+        if old is not None:
+            old_pending = {p.name for p in self.store.pending_for([old]).get(old, [])}
+            old_findings = {f.advisory_id for f in self.store.fixable_for([old], fixable_only=False).get(old, [])}
+            new = (pending_names - old_pending) | (findings - old_findings)
+        remaining = targeted & (pending_names | findings)
+        return Verification(fixed=tuple(sorted(targeted - remaining)), remaining=tuple(sorted(remaining)),
+                            new=tuple(sorted(new)), pending_after=len(pending_names))
+
+    # -- scheduling ----------------------------------------------------------------
+
+    def blocked_by(self, item: PlanItem) -> tuple[str | None, bool]:
+        """(failed base or None, whether every base came out unchanged or skipped)."""
+        unchanged = True
+        for base in item.after:
+            result = self.results[base]
+            if not result.status.ok:
+                return base, False
+            if result.status is BuildStatus.BUILT:
+                unchanged = False
+        return None, unchanged and bool(item.after)
+
+    def run(self, jobs: int) -> RebuildReport:
+        pending = list(self.plan.items)
+        running: dict[Future[BuildResult], PlanItem] = {}
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="patchline-build") as pool:
+            while pending or running:
+                for item in list(pending):
+                    if any(b not in self.results for b in item.after):
+                        continue
+                    pending.remove(item)
+                    failed, unchanged = self.blocked_by(item)
+                    if failed is not None:
+                        self.results[item.name] = self._not_built(item, BuildStatus.BLOCKED,
+                                                                  f"base {failed} {self.results[failed].status}")
+                        continue
+                    if unchanged and item.propagated_only:
+                        self.results[item.name] = self._not_built(item, BuildStatus.SKIPPED,
+                                                                  "every rebuilt base came out unchanged")
+                        continue
+                    if len(running) >= jobs:
+                        pending.insert(0, item)
+                        break
+                    self.say(f"[{item.name}] {'; '.join(r.detail for r in item.reasons)}")
+                    running[pool.submit(self.build, item)] = item
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = running.pop(future)
+                    self.results[item.name] = future.result()
+        order = {item.name: i for i, item in enumerate(self.plan.items)}
+        results = sorted(self.results.values(), key=lambda r: order[r.name])
+        return RebuildReport(run_id=self.run_id, results=tuple(results), seconds=time.monotonic() - self.t0)
+
+    def _not_built(self, item: PlanItem, status: BuildStatus, why: str) -> BuildResult:
+        self.say(f"[{item.name}] {status}: {why}")
+        now = dt.datetime.now(dt.UTC)
+        self.store.record_build(run_id=self.run_id, recipe=item.name, kind=item.recipe.kind.value,
+                                status=status.value, target=item.recipe.target,
+                                reasons=[r.as_dict() for r in item.reasons], error=why,
+                                previous_config_digest=item.current.config_digest if item.current else None,
+                                started_at=now, finished_at=now)
+        at = time.monotonic() - self.t0
+        return BuildResult(name=item.name, status=status, reasons=item.reasons, error=why,
+                           previous_digest=item.current.config_digest if item.current else None, started=at,
+                           finished=at)
+
+
+def rebuild(plan: RebuildPlan, graph: BuildGraph, store: Store, options: RebuildOptions, *,
+            hashes: Mapping[str, str], progress: Say | None = None, run_id: str | None = None) -> RebuildReport:
+    """Build every item of ``plan`` (bases first, in parallel where the graph allows) and record the results."""
+    _buildah.need_tools("buildah", "podman")
+    run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    jobs = options.jobs or os.cpu_count() or 1
+    return _Run(plan, graph, store, options, hashes, progress or (lambda _line: None), run_id).run(jobs)

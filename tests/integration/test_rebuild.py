@@ -1,0 +1,300 @@
+"""plan and rebuild on real images: buildah builds, a loopback registry, the real bookworm-security suite and a
+local signed apt repository.
+
+The fleets are built FROM the session's debootstrap bookworm image (``debian_base_image``), which lacks every
+update published since bookworm's release: the real pending security updates of the live test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from patchline._config import Config, load_config
+from patchline.build import BuildStatus, ReasonCode, plan_fleet, rebuild, rebuild_options
+from patchline.store import Store, open_store
+from tests.support.aptrepo import AptRepo
+from tests.support.images import BuiltImage
+from tests.support.registry import RunningRegistry, require_tools
+
+pytestmark = pytest.mark.usefixtures("_build_tools")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "fleet"
+CLEANUP = ("rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log "
+           "/var/cache/ldconfig/aux-cache /var/lib/dpkg/*-old /var/cache/debconf/*-old")
+
+
+@pytest.fixture
+def _build_tools() -> None:
+    require_tools("buildah", "podman", "skopeo", "docker-registry")
+
+
+@pytest.fixture
+def forget_local_images(registry: RunningRegistry) -> Iterator[None]:
+    """Remove the images the builds tagged for this test's registry from local storage afterwards."""
+    yield
+    names = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                           text=True, check=False).stdout.split()
+    mine = [n for n in names if n.startswith(registry.host + "/")]
+    if mine:
+        subprocess.run(["podman", "rmi", "-f", *mine], capture_output=True, check=False)
+
+
+def write_config(directory: Path, registry: RunningRegistry, *, base: BuiltImage | None = None,
+                 update_sources: bool = True, extra: str = "", images: str = '[[images]]\nglob = "*"\n') -> Config:
+    args = f'args = {{DEBIAN_BASE = "{base.reference}"}}\n' if base is not None else ""
+    (directory / "patchline.toml").write_text(
+        f'[registries]\ninsecure = ["{registry.host}"]\n\n'
+        f'[build]\nregistry = "{registry.host}"\nnamespace = "example"\njobs = 2\n'
+        f'update_sources = {str(update_sources).lower()}\nlogs = "{directory / "logs"}"\n{args}\n'
+        f'[store]\nurl = "sqlite:///{directory / "patchline.db"}"\n\n{extra}\n{images}')
+    return load_config(directory / "patchline.toml")
+
+
+def registry_digest(registry: RunningRegistry, repository: str, tag: str) -> str:
+    response = httpx.head(f"{registry.url}/v2/{repository}/manifests/{tag}", headers={"Accept": ", ".join([
+        "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"])})
+    response.raise_for_status()
+    return response.headers["Docker-Content-Digest"]
+
+
+def reasons(plan: Any) -> dict[str, set[ReasonCode]]:
+    return {item.name: {r.code for r in item.reasons} for item in plan.items}
+
+
+def run_rebuild(config: Config, store: Store, **kw: Any) -> Any:
+    fleet = plan_fleet(config, store, **kw)
+    return fleet.plan, rebuild(fleet.plan, fleet.graph, store, rebuild_options(config), hashes=fleet.hashes)
+
+
+@pytest.mark.usefixtures("forget_local_images")
+def test_example_fleet_against_the_real_security_suite(tmp_path: Path, registry: RunningRegistry,
+                                                       debian_base_image: BuiltImage) -> None:
+    """Built from bookworm main: pending updates; plan names every image in order; rebuild fixes them all."""
+    fleet_dir = tmp_path / "fleet"
+    shutil.copytree(EXAMPLES, fleet_dir)
+    config = write_config(fleet_dir, registry, base=debian_base_image, update_sources=False)
+    with open_store(config.store.url) as store:
+        first_plan, first = run_rebuild(config, store)
+        assert [i.name for i in first_plan.waves[0]] == ["base"]
+        assert {r.name: r.status for r in first.results} == dict.fromkeys(
+            ["base", "tools", "web", "worker", "web-admin"], BuildStatus.BUILT)
+        by_name = {r.name: r for r in first.results}
+        assert all(by_name["base"].finished <= r.started for r in first.results if r.name != "base")
+        assert by_name["web"].finished <= by_name["web-admin"].started
+
+        plan = plan_fleet(config, store).plan
+        why = reasons(plan)
+        assert set(why) == {"base", "tools", "web", "worker", "web-admin"}
+        assert ReasonCode.PENDING_UPDATES in why["base"]
+        assert all(ReasonCode.BASE_REBUILT in why[n] for n in ("tools", "web", "worker", "web-admin"))
+        assert [sorted(i.name for i in w) for w in plan.waves] == [["base"], ["tools", "web", "worker"],
+                                                                   ["web-admin"]]
+        base_pending = next(r for r in plan.items[0].reasons if r.code is ReasonCode.PENDING_UPDATES).items
+        assert base_pending  # the real bookworm-security updates the debootstrap image lacks
+
+        config = write_config(fleet_dir, registry, base=debian_base_image, update_sources=True)
+        second = rebuild(plan, plan_fleet(config, store).graph, store, rebuild_options(config),
+                         hashes=plan_fleet(config, store).hashes)
+        assert {r.name: r.status for r in second.results} == dict.fromkeys(
+            ["base", "tools", "web", "worker", "web-admin"], BuildStatus.BUILT), [r.error for r in second.results]
+        base = next(r for r in second.results if r.name == "base")
+        assert base.verification is not None and set(base_pending) <= set(base.verification.fixed)
+        assert base.verification.pending_after == 0
+        for r in second.results:
+            repository = f"example/{r.name}"
+            assert registry_digest(registry, repository, "latest") == r.manifest_digest
+            assert r.bases and all("@sha256:" in ref or len(ref) == 71 for ref in r.bases.values())
+
+        assert not plan_fleet(config, store).plan, "a second plan after the rebuild must be empty"
+
+        # Same inputs, same image: forcing the base gives an unchanged build and skips its dependants.
+        forced_plan, forced = run_rebuild(config, store, force=["base"])
+        assert forced_plan.items[0].name == "base"
+        statuses = {r.name: r.status for r in forced.results}
+        assert statuses["base"] is BuildStatus.UNCHANGED, forced.results[0].error
+        assert {statuses[n] for n in ("tools", "web", "worker", "web-admin")} == {BuildStatus.SKIPPED}
+
+
+def hello_fleet(root: Path, base: BuiltImage) -> None:
+    """base <- hello-a <- hello-a-child, base <- hello-b, base <- plain; hello comes from the mounted suite."""
+    install = (f"RUN set -e; apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q hello; "
+               f"apt-get clean; {CLEANUP}\n")
+    local = "ARG PATCHLINE_REGISTRY\nFROM ${PATCHLINE_REGISTRY}/example/%s:latest\n"
+    files = {
+        "base": f"FROM {base.reference}\nRUN echo base > /etc/fleet-base\n",
+        "hello-a": local % "base" + install,
+        "hello-b": local % "base" + install,
+        "plain": local % "base" + "RUN echo plain > /etc/plain\n",
+        "hello-a-child": local % "hello-a" + "RUN echo child > /etc/child\n",
+    }
+    for name, text in files.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "Containerfile").write_text(text)
+
+
+def local_suite(apt_repo: AptRepo) -> str:
+    return (f'[updates]\nkeyring = "{apt_repo.keyring}"\n'
+            f'[[updates.sources]]\nurl = "{apt_repo.url}"\nsuite = "stable-security"\n')
+
+
+@pytest.mark.usefixtures("forget_local_images")
+def test_a_fixed_package_in_two_images_plans_exactly_those_and_their_dependants(
+        tmp_path: Path, registry: RunningRegistry, debian_base_image: BuiltImage, apt_repo: AptRepo) -> None:
+    from patchline.assess import options_from_config
+    from patchline.fleet._refresh import refresh_updates
+
+    apt_repo.add("hello", "1.0-1", changelog_cves=["CVE-2099-0000"])
+    apt_repo.publish("stable-security")
+    hello_fleet(tmp_path, debian_base_image)
+    config = write_config(tmp_path, registry, extra=local_suite(apt_repo))
+    with open_store(config.store.url) as store:
+        _plan, first = run_rebuild(config, store)
+        assert all(r.status is BuildStatus.BUILT for r in first.results), [(r.name, r.error) for r in first.results]
+        assert not plan_fleet(config, store).plan
+
+        apt_repo.add("hello", "1.0-2", changelog_cves=["CVE-2099-0001"], urgency="high")
+        apt_repo.publish("stable-security")
+        refresh_updates(store, options_from_config(config))
+        plan = plan_fleet(config, store).plan
+        assert reasons(plan) == {"hello-a": {ReasonCode.PENDING_UPDATES}, "hello-b": {ReasonCode.PENDING_UPDATES},
+                                 "hello-a-child": {ReasonCode.BASE_REBUILT, ReasonCode.PENDING_UPDATES}}
+        assert [i.name for i in plan.items][-1] == "hello-a-child"
+
+        cli = subprocess.run([shutil.which("patchline") or "patchline", "plan", "--json"], cwd=tmp_path,
+                             capture_output=True, text=True, check=False,
+                             env={"PATH": str(Path(__file__).resolve().parents[2] / ".venv" / "bin") + ":/usr/bin:/bin",
+                                  "HOME": str(tmp_path)})
+        assert cli.returncode == 0, cli.stderr
+        doc = json.loads(cli.stdout)
+        assert doc["schema"] == "patchline/plan/v1"
+        assert [i["name"] for i in doc["items"]] == [i.name for i in plan.items]
+
+        _plan, second = run_rebuild(config, store)
+        assert {r.name: r.status for r in second.results} == dict.fromkeys(
+            ["hello-a", "hello-b", "hello-a-child"], BuildStatus.BUILT), [r.error for r in second.results]
+        a = next(r for r in second.results if r.name == "hello-a")
+        assert a.verification is not None and a.verification.fixed == ("hello",)
+        assert not plan_fleet(config, store).plan
+
+
+@pytest.mark.usefixtures("forget_local_images")
+def test_a_failed_build_blocks_its_dependants_only(tmp_path: Path, registry: RunningRegistry,
+                                                  debian_base_image: BuiltImage) -> None:
+    local = "ARG PATCHLINE_REGISTRY\nFROM ${PATCHLINE_REGISTRY}/example/%s:latest\n"
+    for name, text in {"base": f"FROM {debian_base_image.reference}\nRUN echo base > /etc/b\n",
+                       "broken": local % "base" + "RUN echo about to fail; exit 3\n",
+                       "broken-child": local % "broken" + "RUN true\n",
+                       "sibling": local % "base" + "RUN echo fine > /etc/s\n"}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Containerfile").write_text(text)
+    config = write_config(tmp_path, registry, update_sources=False)
+    with open_store(config.store.url) as store:
+        _plan, report = run_rebuild(config, store)
+        statuses = {r.name: r.status for r in report.results}
+        assert statuses == {"base": BuildStatus.BUILT, "broken": BuildStatus.FAILED,
+                            "broken-child": BuildStatus.BLOCKED, "sibling": BuildStatus.BUILT}
+        broken = next(r for r in report.results if r.name == "broken")
+        assert "buildah bud failed (exit" in broken.error and broken.log is not None
+        assert "about to fail" in broken.log.read_text()
+        child = next(r for r in report.results if r.name == "broken-child")
+        assert child.error == "base broken failed"
+        assert not report.ok
+        assert set(store.current_builds()) == {"base", "sibling"}
+        assert {i.name for i in plan_fleet(config, store).plan.items} == {"broken", "broken-child"}
+
+
+@pytest.mark.usefixtures("forget_local_images")
+def test_a_registry_that_goes_away_records_nothing_as_built(tmp_path: Path, registry: RunningRegistry,
+                                                           debian_base_image: BuiltImage) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "Containerfile").write_text(f"FROM {debian_base_image.reference}\nRUN echo b > /etc/b\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Containerfile").write_text(
+        "ARG PATCHLINE_REGISTRY\nFROM ${PATCHLINE_REGISTRY}/example/base:latest\nRUN true\n")
+    config = write_config(tmp_path, registry, update_sources=False)
+    with open_store(config.store.url) as store:
+        fleet = plan_fleet(config, store)
+        registry.kill()
+        report = rebuild(fleet.plan, fleet.graph, store, rebuild_options(config), hashes=fleet.hashes)
+        statuses = {r.name: r.status for r in report.results}
+        assert statuses == {"base": BuildStatus.FAILED, "app": BuildStatus.BLOCKED}
+        assert report.results[0].error.startswith("push failed: push to ")
+        assert store.current_builds() == {}
+        assert [b.status for b in store.builds()] == ["blocked", "failed"]
+        # A base in a registry that is gone cannot be planned, and says why.
+        (tmp_path / "app" / "Containerfile").write_text(f"FROM {registry.host}/vendor/x:1\nRUN true\n")
+        plan = plan_fleet(config, store).plan
+        assert [n for n, _ in plan.skipped] == ["app"] and registry.host in plan.skipped[0][1]
+
+
+def _inspect(reference: str) -> Mapping[str, Any]:
+    out = subprocess.run(["podman", "image", "inspect", reference], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)[0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.usefixtures("forget_local_images")
+def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: RunningRegistry,
+                                                   debian_base_image: BuiltImage, apt_repo: AptRepo) -> None:
+    apt_repo.add("hello", "1.0-1")
+    apt_repo.publish("stable-security")
+    # The third-party image: hello 1.0-1 installed, its own entrypoint and user, pushed to the registry.
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    (vendor / "sources.list").write_text(f"deb [trusted=yes] {apt_repo.url} stable-security main\n")
+    (vendor / "Containerfile").write_text(
+        f"FROM {debian_base_image.reference}\n"
+        f"RUN apt-get update -q && apt-get install -y -q hello && apt-get clean && {CLEANUP}\n"
+        'ENTRYPOINT ["/bin/echo", "vendor"]\nUSER 65534:65534\nENV VENDOR=1\n')
+    upstream = f"{registry.host}/vendor/hello:1"
+    subprocess.run(["buildah", "bud", "--layers=false", "--network=host",
+                    f"--volume={vendor / 'sources.list'}:/etc/apt/sources.list.d/t.list:ro", "-t", upstream,
+                    str(vendor)], check=True, capture_output=True)
+    subprocess.run(["buildah", "push", "--tls-verify=false", upstream], check=True, capture_output=True)
+    upstream_layers = len(_inspect(upstream)["RootFS"]["Layers"])
+
+    config = write_config(tmp_path, registry, extra=local_suite(apt_repo),
+                          images=f'[[images]]\nname = "hello"\nimage = "{upstream}"\n')
+    target = f"{registry.host}/example/hello:latest"
+    with open_store(config.store.url) as store:
+        _plan, first = run_rebuild(config, store)
+        assert first.results[0].status is BuildStatus.BUILT, first.results[0].error
+
+        apt_repo.add("hello", "1.0-2", changelog_cves=["CVE-2099-0001"])
+        apt_repo.publish("stable-security")
+        from patchline.assess import options_from_config
+        from patchline.fleet._refresh import refresh_updates
+
+        refresh_updates(store, options_from_config(config))
+        plan = plan_fleet(config, store).plan
+        assert reasons(plan) == {"hello": {ReasonCode.PENDING_UPDATES}}
+        _plan, second = run_rebuild(config, store)
+        patched = second.results[0]
+        assert patched.status is BuildStatus.BUILT, patched.error
+        assert patched.verification is not None and patched.verification.fixed == ("hello",)
+        assert store.pending_for([str(patched.config_digest)]) == {}
+        info = _inspect(target)
+        original = _inspect(upstream)
+        assert info["Config"]["Entrypoint"] == original["Config"]["Entrypoint"] == ["/bin/echo", "vendor"]
+        assert info["Config"]["User"] == "65534:65534" and "VENDOR=1" in info["Config"]["Env"]
+        assert len(info["RootFS"]["Layers"]) == upstream_layers + 1
+        assert info["Labels"]["io.patchline.patched-from"].startswith(f"{registry.host}/vendor/hello@sha256:")
+        run = subprocess.run(["podman", "run", "--rm", "--user", "0", "--entrypoint", "dpkg-query", target,
+                              "-W", "-f", "${Version}", "hello"], capture_output=True, text=True, check=True)
+        assert run.stdout == "1.0-2"
+
+        # A second patch replaces the first patch layer: still one layer on top of the upstream image.
+        apt_repo.add("hello", "1.0-3", changelog_cves=["CVE-2099-0002"])
+        apt_repo.publish("stable-security")
+        refresh_updates(store, options_from_config(config))
+        _plan, third = run_rebuild(config, store)
+        assert third.results[0].status is BuildStatus.BUILT, third.results[0].error
+        assert len(_inspect(target)["RootFS"]["Layers"]) == upstream_layers + 1
+        assert not plan_fleet(config, store).plan
