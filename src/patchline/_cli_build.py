@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _progress, _store
+from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
 from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import Error
 
@@ -133,7 +133,7 @@ def rebuild(
             if fmt is Format.TABLE:
                 _plan_tree(fleet.plan, stderr)
             report = rebuild(fleet.plan, fleet.graph, store, rebuild_options(config, jobs=jobs), hashes=fleet.hashes,
-                             progress=_progress() or (lambda line: stderr.print(escape(line), style="dim")))
+                             progress=lambda line: stderr.print(escape(line), style="dim", soft_wrap=True))
     except Error as exc:
         _fail(exc)
     if fmt is Format.JSON:

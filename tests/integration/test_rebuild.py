@@ -48,12 +48,14 @@ def forget_local_images(registry: RunningRegistry) -> Iterator[None]:
 
 
 def write_config(directory: Path, registry: RunningRegistry, *, base: BuiltImage | None = None,
-                 update_sources: bool = True, extra: str = "", images: str = '[[images]]\nglob = "*"\n') -> Config:
+                 update_sources: bool = True, extra: str = "", images: str = '[[images]]\nglob = "*"\n',
+                 pending: str = "security") -> Config:
     args = f'args = {{DEBIAN_BASE = "{base.reference}"}}\n' if base is not None else ""
     (directory / "patchline.toml").write_text(
         f'[registries]\ninsecure = ["{registry.host}"]\n\n'
         f'[build]\nregistry = "{registry.host}"\nnamespace = "example"\njobs = 2\n'
-        f'update_sources = {str(update_sources).lower()}\nlogs = "{directory / "logs"}"\n{args}\n'
+        f'update_sources = {str(update_sources).lower()}\npending = "{pending}"\n'
+        f'logs = "{directory / "logs"}"\n{args}\n'
         f'[store]\nurl = "sqlite:///{directory / "patchline.db"}"\n\n{extra}\n{images}')
     return load_config(directory / "patchline.toml")
 
@@ -125,7 +127,7 @@ def test_example_fleet_against_the_real_security_suite(tmp_path: Path, registry:
 
 def hello_fleet(root: Path, base: BuiltImage) -> None:
     """base <- hello-a <- hello-a-child, base <- hello-b, base <- plain; hello comes from the mounted suite."""
-    install = (f"RUN set -e; apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q hello; "
+    install = (f"RUN set -e; apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q pl-hello; "
                f"apt-get clean; {CLEANUP}\n")
     local = "ARG PATCHLINE_REGISTRY\nFROM ${PATCHLINE_REGISTRY}/example/%s:latest\n"
     files = {
@@ -151,7 +153,7 @@ def test_a_fixed_package_in_two_images_plans_exactly_those_and_their_dependants(
     from patchline.assess import options_from_config
     from patchline.fleet._refresh import refresh_updates
 
-    apt_repo.add("hello", "1.0-1", changelog_cves=["CVE-2099-0000"])
+    apt_repo.add("pl-hello", "1.0-1", changelog_cves=["CVE-2099-0000"])
     apt_repo.publish("stable-security")
     hello_fleet(tmp_path, debian_base_image)
     config = write_config(tmp_path, registry, extra=local_suite(apt_repo))
@@ -160,7 +162,7 @@ def test_a_fixed_package_in_two_images_plans_exactly_those_and_their_dependants(
         assert all(r.status is BuildStatus.BUILT for r in first.results), [(r.name, r.error) for r in first.results]
         assert not plan_fleet(config, store).plan
 
-        apt_repo.add("hello", "1.0-2", changelog_cves=["CVE-2099-0001"], urgency="high")
+        apt_repo.add("pl-hello", "1.0-2", changelog_cves=["CVE-2099-0001"], urgency="high")
         apt_repo.publish("stable-security")
         refresh_updates(store, options_from_config(config))
         plan = plan_fleet(config, store).plan
@@ -181,7 +183,7 @@ def test_a_fixed_package_in_two_images_plans_exactly_those_and_their_dependants(
         assert {r.name: r.status for r in second.results} == dict.fromkeys(
             ["hello-a", "hello-b", "hello-a-child"], BuildStatus.BUILT), [r.error for r in second.results]
         a = next(r for r in second.results if r.name == "hello-a")
-        assert a.verification is not None and a.verification.fixed == ("hello",)
+        assert a.verification is not None and a.verification.fixed == ("pl-hello",)
         assert not plan_fleet(config, store).plan
 
 
@@ -195,7 +197,8 @@ def test_a_failed_build_blocks_its_dependants_only(tmp_path: Path, registry: Run
                        "sibling": local % "base" + "RUN echo fine > /etc/s\n"}.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "Containerfile").write_text(text)
-    config = write_config(tmp_path, registry, update_sources=False)
+    # The debootstrap image's real pending updates would make every image dirty: only failures matter here.
+    config = write_config(tmp_path, registry, update_sources=False, pending="none")
     with open_store(config.store.url) as store:
         _plan, report = run_rebuild(config, store)
         statuses = {r.name: r.status for r in report.results}
@@ -243,7 +246,7 @@ def _inspect(reference: str) -> Mapping[str, Any]:
 @pytest.mark.usefixtures("forget_local_images")
 def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: RunningRegistry,
                                                    debian_base_image: BuiltImage, apt_repo: AptRepo) -> None:
-    apt_repo.add("hello", "1.0-1")
+    apt_repo.add("pl-hello", "1.0-1")
     apt_repo.publish("stable-security")
     # The third-party image: hello 1.0-1 installed, its own entrypoint and user, pushed to the registry.
     vendor = tmp_path / "vendor"
@@ -251,7 +254,7 @@ def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: Run
     (vendor / "sources.list").write_text(f"deb [trusted=yes] {apt_repo.url} stable-security main\n")
     (vendor / "Containerfile").write_text(
         f"FROM {debian_base_image.reference}\n"
-        f"RUN apt-get update -q && apt-get install -y -q hello && apt-get clean && {CLEANUP}\n"
+        f"RUN apt-get update -q && apt-get install -y -q pl-hello && apt-get clean && {CLEANUP}\n"
         'ENTRYPOINT ["/bin/echo", "vendor"]\nUSER 65534:65534\nENV VENDOR=1\n')
     upstream = f"{registry.host}/vendor/hello:1"
     subprocess.run(["buildah", "bud", "--layers=false", "--network=host",
@@ -267,7 +270,7 @@ def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: Run
         _plan, first = run_rebuild(config, store)
         assert first.results[0].status is BuildStatus.BUILT, first.results[0].error
 
-        apt_repo.add("hello", "1.0-2", changelog_cves=["CVE-2099-0001"])
+        apt_repo.add("pl-hello", "1.0-2", changelog_cves=["CVE-2099-0001"])
         apt_repo.publish("stable-security")
         from patchline.assess import options_from_config
         from patchline.fleet._refresh import refresh_updates
@@ -278,7 +281,7 @@ def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: Run
         _plan, second = run_rebuild(config, store)
         patched = second.results[0]
         assert patched.status is BuildStatus.BUILT, patched.error
-        assert patched.verification is not None and patched.verification.fixed == ("hello",)
+        assert patched.verification is not None and patched.verification.fixed == ("pl-hello",)
         assert store.pending_for([str(patched.config_digest)]) == {}
         info = _inspect(target)
         original = _inspect(upstream)
@@ -287,11 +290,11 @@ def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: Run
         assert len(info["RootFS"]["Layers"]) == upstream_layers + 1
         assert info["Labels"]["io.patchline.patched-from"].startswith(f"{registry.host}/vendor/hello@sha256:")
         run = subprocess.run(["podman", "run", "--rm", "--user", "0", "--entrypoint", "dpkg-query", target,
-                              "-W", "-f", "${Version}", "hello"], capture_output=True, text=True, check=True)
+                              "-W", "-f", "${Version}", "pl-hello"], capture_output=True, text=True, check=True)
         assert run.stdout == "1.0-2"
 
         # A second patch replaces the first patch layer: still one layer on top of the upstream image.
-        apt_repo.add("hello", "1.0-3", changelog_cves=["CVE-2099-0002"])
+        apt_repo.add("pl-hello", "1.0-3", changelog_cves=["CVE-2099-0002"])
         apt_repo.publish("stable-security")
         refresh_updates(store, options_from_config(config))
         _plan, third = run_rebuild(config, store)

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 Say = Callable[[str], None]
 PATCH_LABEL = "io.patchline.patched-from"
+_FIXES = (ReasonCode.PENDING_UPDATES, ReasonCode.FIXABLE_ADVISORY)  # reasons a new image must resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,10 @@ class _Run:
             if inv is None:
                 raise Error(f"no stored inventory of {ref.removeprefix('store:')}")
         else:
-            inv = inventory(ref, self.options.discover)
+            options = self.options.discover
+            if self.options.env.tls_flag(ref):
+                options = replace(options, insecure=True)
+            inv = inventory(ref, options)
         with self.lock:
             self.inventories[ref] = inv
         return inv
@@ -223,6 +227,13 @@ class _Run:
         except Error as exc:
             self.say(f"[{item.name}] failed: {exc}")
             return finish(BuildStatus.FAILED, error=str(exc))
+        targeted = sorted({x for r in item.reasons if r.code in _FIXES for x in r.items})
+        if previous == image_id and targeted:
+            # The same image cannot have fixed what the rebuild was for (no update sources reachable?).
+            why = f"the build produced the current image again; still there: {', '.join(targeted)}"
+            self.say(f"[{item.name}] verification failed: {why}")
+            return finish(BuildStatus.VERIFY_FAILED, config_digest=image_id, error=f"verification failed: {why}",
+                          verification=Verification(remaining=tuple(targeted)))
         if previous == image_id:
             self.say(f"[{item.name}] unchanged ({image_id[:19]}): nothing to push")
             return finish(BuildStatus.UNCHANGED, config_digest=image_id,
@@ -296,8 +307,7 @@ class _Run:
             self.store.record_pending(image_id, pending, revision=revision)
             pending_names = {p.package.name for p in pending}
         findings = {f.advisory_id for f in self.store.fixable_for([image_id], fixable_only=False).get(image_id, [])}
-        targeted = {x for r in item.reasons if r.code in (ReasonCode.PENDING_UPDATES, ReasonCode.FIXABLE_ADVISORY)
-                    for x in r.items}
+        targeted = {x for r in item.reasons if r.code in _FIXES for x in r.items}
         old = item.current.config_digest if item.current else None
         new: set[str] = set()
         if old is not None:
