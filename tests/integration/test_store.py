@@ -301,3 +301,40 @@ def test_concurrent_writers_lose_nothing(store_url: str, tmp_path: Path) -> None
         before = {(h.image.config_digest, h.package) for i in range(40) for h in store.advisory(f"DSA-{i:04d}-1").hits}
         # Every image holds src0..src29 below 2.0-1, so every advisory hits every image once per binary of its source.
         assert len(before) == 50 * 60
+
+
+def test_build_records_pending_and_fixable_for_the_planner(store: Store, tmp_path: Path) -> None:
+    fleet(store)
+    feed = tmp_path / "osv"
+    write_record(feed, osv_record("DSA-0009-1", ecosystem="Debian:12", name="curl", fixed="7.88.1-10+deb12u8"))
+    write_record(feed, osv_record("DSA-0010-1", ecosystem="Debian:12", name="zlib", fixed=None))
+    store.refresh_feed(OsvFeed(feed))
+    pkg = PackageRef(ecosystem="deb", name="zlib1g", version="1:1.2.13.dfsg-1", purl="pkg:deb/debian/zlib1g")
+    store.record_pending(digest("config:other"), [PendingUpdate(package=pkg, candidate="1:1.2.13.dfsg-1+deb12u1",
+                                                                suite="bookworm-security", source_name="zlib",
+                                                                source_version="1:1.2.13.dfsg-1+deb12u1",
+                                                                cves=("CVE-2023-45853",))], revision="r1")
+    app, other = digest("config:app"), digest("config:other")
+    fixable = store.fixable_for([app, other])
+    assert [(f.advisory_id, f.package, f.fixed) for f in fixable[app]] == [("DSA-0009-1", "curl",
+                                                                            ("7.88.1-10+deb12u8",))]
+    assert other not in fixable  # zlib's advisory has no fix
+    assert [f.advisory_id for f in store.fixable_for([other], fixable_only=False)[other]] == ["DSA-0010-1"]
+    pending = store.pending_for([app, other])
+    assert list(pending) == [other]
+    assert pending[other][0].name == "zlib1g" and pending[other][0].cves == ("CVE-2023-45853",)
+
+    common = {"kind": "recipe", "target": "localhost/app:1.0", "started_at": NOW, "finished_at": NOW}
+    store.record_build(run_id="r1", recipe="app", status="built", config_digest=app, manifest_digest="sha256:1",
+                       bases={"localhost/base:12": "sha256:b"}, input_hash="sha256:h", source_date_epoch=5,
+                       reasons=[{"code": "never-built", "detail": "", "items": []}], **common)
+    store.record_build(run_id="r2", recipe="app", status="failed", error="buildah bud failed", **common)
+    store.record_build(run_id="r2", recipe="other", status="blocked", error="base failed", **common)
+    current = store.current_builds()
+    assert list(current) == ["app"]  # a failed or blocked build never becomes the current state
+    row = current["app"]
+    assert (row.run_id, row.config_digest, row.bases, row.source_date_epoch) == ("r1", app,
+                                                                                  {"localhost/base:12": "sha256:b"}, 5)
+    assert row.finished_at.tzinfo is not None
+    assert [b.status for b in store.builds(recipe="app")] == ["failed", "built"]
+    assert [b.recipe for b in store.builds(run_id="r2")] == ["other", "app"]

@@ -132,3 +132,19 @@ def test_cli_refresh_needs_something_to_refresh(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--config", str(tmp_path / "patchline.toml"), "refresh", "--db",
                                       f"sqlite:///{tmp_path / 'x.db'}"])
     assert result.exit_code == 2 and "nothing to refresh" in result.stderr
+
+
+def test_the_migrations_build_exactly_the_models(tmp_path: Path) -> None:
+    """Alembic's autogenerate finds nothing to add or drop after every migration ran."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from patchline.store._schema import Base
+
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        store.close()
+    assert diff == []
