@@ -121,7 +121,8 @@ def rebuild(
 ) -> None:
     """Plan, then build every dirty image (bases first), verify it by rescanning, push it by digest.
 
-    Exits 1 when a build failed, failed verification or was blocked by a failed base.
+    Exits 1 when a build failed, failed verification or was blocked by a failed base, or when an image could
+    not be planned (an outside base that cannot be resolved).
     """
     from patchline.build import plan_fleet, rebuild, rebuild_options
 
@@ -142,5 +143,5 @@ def rebuild(
                                                         "results": [_result_dict(r) for r in report.results]}))
     elif report.results:
         _emit(None, table=lambda console: _report_table(report, console))
-    if not report.ok:
+    if not report.ok or fleet.plan.skipped:
         raise typer.Exit(1)
