@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -265,3 +266,24 @@ def test_config_refuses_ambiguous_entries() -> None:
         with pytest.raises(Exception, match=r"exactly one of|glob entry"):
             Config.model_validate({"images": [entry]})
     assert isinstance(ImageNotFound("x"), Error)
+
+
+def test_cli_plan_reports_bad_recipes_in_one_line_and_exits_2(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from patchline.cli import app
+
+    write_fleet(tmp_path, {"a": "FROM scratch\nCOPY . /\n", "b": "RUN true\nFROM scratch\n"})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATCHLINE_DB", str(tmp_path / "p.db"))
+    result = CliRunner().invoke(app, ["plan"])
+    assert result.exit_code == 2
+    assert "b/Containerfile:1: RUN before the first FROM" in " ".join(result.output.split())
+
+    (tmp_path / "b" / "Containerfile").write_text(local("a"))
+    result = CliRunner().invoke(app, ["plan", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [i["name"] for i in doc["items"]] == ["a", "b"]
+    assert doc["waves"] == [["a"], ["b"]] and doc["items"][1]["after"] == ["a"]
