@@ -20,14 +20,14 @@ from patchline.errors import HostError
 Progress = Callable[[str], None]
 
 
-def _need(*tools: str) -> None:
+def need_tools(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         raise HostError(f"{', '.join(missing)} not installed: run scripts/setup-host.sh")
 
 
 def image_exists(tag: str) -> bool:
-    _need("podman")
+    need_tools("podman")
     return subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0
 
 
@@ -41,7 +41,7 @@ def build_debian_base(
     workdir: Path | None = None,
 ) -> str:
     """debootstrap ``suite`` and import it as ``tag``; returns the image ID."""
-    _need("debootstrap", "podman", "tar")
+    need_tools("debootstrap", "podman", "tar")
     say = progress or (lambda _line: None)
     mirror = mirror or host_debian_mirror(suite).mirror
     with tempfile.TemporaryDirectory(prefix="patchline-debootstrap-", dir=workdir) as tmp:

@@ -51,6 +51,15 @@ def fleet(store: Store) -> None:
                        refs=[("localhost/other", "latest", None)], seen_at=NOW)
 
 
+def record_zlib_pending(store: Store) -> None:
+    """other's zlib1g has a pending security update (revision r1)."""
+    pkg = PackageRef(ecosystem="deb", name="zlib1g", version="1:1.2.13.dfsg-1", purl="pkg:deb/debian/zlib1g")
+    store.record_pending(digest("config:other"), [PendingUpdate(package=pkg, candidate="1:1.2.13.dfsg-1+deb12u1",
+                                                                suite="bookworm-security", source_name="zlib",
+                                                                source_version="1:1.2.13.dfsg-1+deb12u1",
+                                                                cves=("CVE-2023-45853",))], revision="r1")
+
+
 def test_record_image_is_idempotent_and_interns_names(store: Store) -> None:
     fleet(store)
     again = store.record_image(image("base", ["b0", "b1"], base_packages()), refs=[("localhost/base", "latest", None)])
@@ -208,11 +217,7 @@ def test_fleet_summary(store: Store, tmp_path: Path) -> None:
                                   severity="high"))
     write_record(feed, osv_record("DSA-0008-1", ecosystem="Debian:12", name="zlib", fixed=None, severity="critical"))
     store.refresh_feed(OsvFeed(feed))
-    pkg = PackageRef(ecosystem="deb", name="zlib1g", version="1:1.2.13.dfsg-1", purl="pkg:deb/debian/zlib1g")
-    store.record_pending(digest("config:other"), [PendingUpdate(package=pkg, candidate="1:1.2.13.dfsg-1+deb12u1",
-                                                                suite="bookworm-security", source_name="zlib",
-                                                                source_version="1:1.2.13.dfsg-1+deb12u1",
-                                                                cves=("CVE-2023-45853",))], revision="r1")
+    record_zlib_pending(store)
     store.record_workloads("podman", "h1", [Workload("podman", "h1", "", "web", "c1", "localhost/app:1.0",
                                                      None, digest("manifest:app"), NOW)])
     # The base's tag moves to a rebuilt image: app's base is outdated.
@@ -309,11 +314,7 @@ def test_build_records_pending_and_fixable_for_the_planner(store: Store, tmp_pat
     write_record(feed, osv_record("DSA-0009-1", ecosystem="Debian:12", name="curl", fixed="7.88.1-10+deb12u8"))
     write_record(feed, osv_record("DSA-0010-1", ecosystem="Debian:12", name="zlib", fixed=None))
     store.refresh_feed(OsvFeed(feed))
-    pkg = PackageRef(ecosystem="deb", name="zlib1g", version="1:1.2.13.dfsg-1", purl="pkg:deb/debian/zlib1g")
-    store.record_pending(digest("config:other"), [PendingUpdate(package=pkg, candidate="1:1.2.13.dfsg-1+deb12u1",
-                                                                suite="bookworm-security", source_name="zlib",
-                                                                source_version="1:1.2.13.dfsg-1+deb12u1",
-                                                                cves=("CVE-2023-45853",))], revision="r1")
+    record_zlib_pending(store)
     app, other = digest("config:app"), digest("config:other")
     fixable = store.fixable_for([app, other])
     assert [(f.advisory_id, f.package, f.fixed) for f in fixable[app]] == [("DSA-0009-1", "curl",

@@ -7,13 +7,13 @@ Every command's output goes to the build's log file; a failure raises
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from patchline.errors import BuildError, Error, HostError, ImageNotFound
+from patchline.errors import BuildError, Error, ImageNotFound
 from patchline.oci import parse_image_ref
 
 # What a build or an apt run leaves that differs from run to run with the same inputs; removed so that the
@@ -47,12 +47,6 @@ class BuildEnv:
         if self.ca_bundle is not None:
             flags.append(f"--volume={self.ca_bundle}:/etc/ssl/certs/ca-certificates.crt:ro")
         return flags
-
-
-def need_tools(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        raise HostError(f"{', '.join(missing)} not installed: run scripts/setup-host.sh")
 
 
 def _run(argv: Sequence[str], log: Path, what: str, *, env: Mapping[str, str] | None = None) -> str:
@@ -117,14 +111,8 @@ def bud(*, containerfile: Path, context: Path, tag: str, args: Mapping[str, str]
     if any(env.tls_flag(b) for b in bases):  # buildah has one TLS switch for every pull of a build
         argv.append("--tls-verify=false")
     argv.append(str(context))
-    _run(argv, log, "buildah bud", env={"SOURCE_DATE_EPOCH": str(timestamp), "PATH": _path()})
+    _run(argv, log, "buildah bud", env={**os.environ, "SOURCE_DATE_EPOCH": str(timestamp)})
     return "sha256:" + iidfile.read_text().strip().removeprefix("sha256:")
-
-
-def _path() -> str:
-    import os
-
-    return os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
 
 
 def patch_in_place(*, image: str, tag: str, container: str, timestamp: int, env: BuildEnv, log: Path,

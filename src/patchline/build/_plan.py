@@ -15,8 +15,8 @@ from typing import Literal, Protocol
 
 from patchline.build._graph import BuildGraph
 from patchline.build.interface import CurrentImage, PlanItem, Reason, ReasonCode, RebuildPlan
-from patchline.errors import Error
-from patchline.store import FixableRow, PendingRow
+from patchline.errors import ConfigError, Error
+from patchline.store import FixableRow, PendingRow, Store
 
 PendingPolicy = Literal["security", "all", "none"]
 _SHOWN = 6
@@ -36,6 +36,14 @@ class PlanState(Protocol):
     def pending(self, config_digests: Collection[str]) -> Mapping[str, list[PendingRow]]: ...
 
     def fixable(self, config_digests: Collection[str]) -> Mapping[str, list[FixableRow]]: ...
+
+
+def current_images(store: Store) -> dict[str, CurrentImage]:
+    """Each recipe's current image: its latest good build in the store."""
+    return {name: CurrentImage(config_digest=b.config_digest, manifest_digest=b.manifest_digest,
+                               input_hash=b.input_hash, bases=b.bases, built_at=b.finished_at.timestamp(),
+                               source_date_epoch=b.source_date_epoch)
+            for name, b in store.current_builds().items() if b.config_digest}
 
 
 def is_security(p: PendingRow) -> bool:
@@ -157,8 +165,6 @@ def _own_reasons(graph: BuildGraph, name: str, cur: CurrentImage, current: Mappi
 def _with_dependants(graph: BuildGraph, names: Collection[str]) -> set[str]:
     unknown = [n for n in names if n not in graph.recipes]
     if unknown:
-        from patchline.errors import ConfigError
-
         raise ConfigError(f"no image named {unknown[0]!r} in the fleet")
     out: set[str] = set()
     todo = list(names)

@@ -16,7 +16,6 @@ recorded as built before it is pushed.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import threading
 import time
@@ -27,9 +26,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patchline._baseimage import need_tools
 from patchline.build import _buildah
 from patchline.build._containerfile import pin_references
 from patchline.build._graph import BuildGraph
+from patchline.build._plan import current_images
 from patchline.build.interface import (
     BuildResult,
     BuildStatus,
@@ -43,6 +44,7 @@ from patchline.build.interface import (
 from patchline.errors import Error
 
 if TYPE_CHECKING:
+    from patchline._model import Inventory
     from patchline.assess import AssessOptions
     from patchline.fleet._discover import DiscoverOptions
     from patchline.store import Store
@@ -77,11 +79,11 @@ class _Run:
         self.run_id = run_id
         self.logs = options.logs / run_id
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.current = store.current_builds()
+        self.current = current_images(store)
         self.results: dict[str, BuildResult] = {}
         self.lock = threading.Lock()
         self.loaded: dict[tuple[AptSuite, ...], SourceIndexes] = {}
-        self.inventories: dict[str, object] = {}
+        self.inventories: dict[str, Inventory] = {}
         self.t0 = time.monotonic()
 
     # -- inputs --------------------------------------------------------------------
@@ -91,12 +93,11 @@ class _Run:
         out = dict(item.base_digests)
         for ref, base in self.graph.local[item.name]:
             result = self.results.get(base)
-            if result is not None and result.manifest_digest:
-                out[ref] = result.manifest_digest
-            elif base in self.current and self.current[base].manifest_digest:
-                out[ref] = str(self.current[base].manifest_digest)
-            else:
+            current = self.current.get(base)
+            digest = (result.manifest_digest if result else None) or (current.manifest_digest if current else None)
+            if digest is None:
                 raise Error(f"base {base} has no pushed image to build FROM")
+            out[ref] = digest
         return out
 
     def timestamp(self, item: PlanItem, bases: Mapping[str, str]) -> int:
@@ -132,16 +133,17 @@ class _Run:
             return f"containers-storage:{pin}" if "@" not in pin else pin
         return None
 
-    def _inventory(self, ref: str) -> object:
+    def _inventory(self, ref: str) -> Inventory:
         from patchline.fleet._discover import inventory
 
         with self.lock:
             if ref in self.inventories:
                 return self.inventories[ref]
         if ref.startswith("store:"):
-            inv: object = self.store.inventory(ref.removeprefix("store:"))
-            if inv is None:
+            stored = self.store.inventory(ref.removeprefix("store:"))
+            if stored is None:
                 raise Error(f"no stored inventory of {ref.removeprefix('store:')}")
+            inv = stored
         else:
             options = self.options.discover
             if self.options.env.tls_flag(ref):
@@ -151,10 +153,10 @@ class _Run:
             self.inventories[ref] = inv
         return inv
 
-    def suites_for(self, inventory: object) -> list[AptSuite]:
+    def suites_for(self, inventory: Inventory) -> list[AptSuite]:
         from patchline.assess import from_inventory, update_suites_for
 
-        return update_suites_for(from_inventory(inventory), self.options.assess)  # type: ignore[arg-type]
+        return update_suites_for(from_inventory(inventory), self.options.assess)
 
     def sources_mount(self, item: PlanItem, bases: Mapping[str, str], log: Path) -> _buildah.BuildEnv:
         """The build environment with the image's update suites mounted into RUN steps (when enabled)."""
@@ -285,8 +287,8 @@ class _Run:
         from patchline.updates import load_sources
 
         inv = self._inventory(f"containers-storage:{image_id.removeprefix('sha256:')}")
-        self.store.record_image(inv)  # type: ignore[arg-type]
-        scan = from_inventory(inv)  # type: ignore[arg-type]
+        self.store.record_image(inv)
+        scan = from_inventory(inv)
         pending_names: set[str] = set()
         try:
             suites = self.suites_for(inv) if self.options.assess.updates else []
@@ -303,8 +305,7 @@ class _Run:
                 with self.lock:
                     self.loaded[key] = loaded
             pending = pending_against(scan, loaded, changelogs=self.options.assess.changelogs, say=lambda _l: None)
-            revision = hashlib.sha256(" ".join(sorted(i.sha256 for i in loaded.indexes)).encode()).hexdigest()[:16]
-            self.store.record_pending(image_id, pending, revision=revision)
+            self.store.record_pending(image_id, pending, revision=loaded.revision)
             pending_names = {p.package.name for p in pending}
         findings = {f.advisory_id for f in self.store.fixable_for([image_id], fixable_only=False).get(image_id, [])}
         targeted = {x for r in item.reasons if r.code in _FIXES for x in r.items}
@@ -381,7 +382,7 @@ class _Run:
 def rebuild(plan: RebuildPlan, graph: BuildGraph, store: Store, options: RebuildOptions, *,
             hashes: Mapping[str, str], progress: Say | None = None, run_id: str | None = None) -> RebuildReport:
     """Build every item of ``plan`` (bases first, in parallel where the graph allows) and record the results."""
-    _buildah.need_tools("buildah", "podman")
+    need_tools("buildah", "podman")
     run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     jobs = options.jobs or os.cpu_count() or 1
     return _Run(plan, graph, store, options, hashes, progress or (lambda _line: None), run_id).run(jobs)

@@ -11,7 +11,7 @@ from patchline._config import Config
 from patchline.build._buildah import BuildEnv, resolve_digest
 from patchline.build._fleet import input_hash, load_recipes
 from patchline.build._graph import BuildGraph, build_graph
-from patchline.build._plan import make_plan
+from patchline.build._plan import current_images, make_plan
 from patchline.build._rebuild import RebuildOptions
 from patchline.build.interface import CurrentImage, RebuildPlan
 from patchline.store import FixableRow, PendingRow, Store
@@ -25,10 +25,7 @@ class StorePlanState:
         self.insecure = frozenset(insecure)
 
     def current(self) -> Mapping[str, CurrentImage]:
-        return {name: CurrentImage(config_digest=str(b.config_digest), manifest_digest=b.manifest_digest,
-                                   input_hash=b.input_hash, bases=b.bases, built_at=b.finished_at.timestamp(),
-                                   source_date_epoch=b.source_date_epoch)
-                for name, b in self.store.current_builds().items() if b.config_digest}
+        return current_images(self.store)
 
     def resolve(self, reference: str) -> str:
         return resolve_digest(reference, insecure=self.insecure)

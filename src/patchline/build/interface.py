@@ -179,9 +179,6 @@ class RebuildReport:
     results: tuple[BuildResult, ...]
     seconds: float
 
-    def by_status(self, status: BuildStatus) -> tuple[BuildResult, ...]:
-        return tuple(r for r in self.results if r.status is status)
-
     @property
     def ok(self) -> bool:
         return all(r.status.ok for r in self.results)

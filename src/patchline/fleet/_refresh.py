@@ -9,7 +9,6 @@ is planned against them.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -78,7 +77,7 @@ def refresh_updates(store: Store, options: AssessOptions, *, progress: Say | Non
         say(f"loading update sources {labels} for {len(members)} image(s)")
         loaded = load_sources(list(group), fetch_options(options))
         skipped.extend((s.what, s.reason) for s in loaded.skipped)
-        revision = hashlib.sha256(" ".join(sorted(i.sha256 for i in loaded.indexes)).encode()).hexdigest()[:16]
+        revision = loaded.revision
         previous = store.record_update_source(labels, revision)
         summary.append((labels, revision, previous))
         for digest, scan in members:

@@ -9,6 +9,7 @@ modules: ``apt.py`` (Debian-style apt repositories).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -118,6 +119,11 @@ class SourceIndexes:
     indexes: tuple[PackagesIndex, ...]
     skipped: tuple[AssessSkip, ...] = ()
     sources: tuple[str, ...] = ()  # "URL suite" of every source that was tried
+
+    @property
+    def revision(self) -> str:
+        """Short hash of the loaded indexes' contents: changes exactly when one of them does."""
+        return hashlib.sha256(" ".join(sorted(i.sha256 for i in self.indexes)).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
