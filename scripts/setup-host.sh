@@ -27,6 +27,7 @@ APT_PACKAGES=(
     rpm             # the oracle for RPM version comparison in the property tests
     gnupg           # GPG "simple signing" of images
     postgresql      # server binaries for the tests' private cluster (Debian's 15/main is not used)
+    rabbitmq-server # AMQP broker binaries for the event tests' private node (the system node is not used)
 )
 APT_FRESH_MINUTES=360
 PROBE_IMAGE=localhost/patchline/probe:busybox

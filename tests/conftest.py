@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.support.registry",
     "tests.support.aptrepo",
     "tests.support.postgres",
+    "tests.support.rabbitmq",
 ]

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
+from patchline._cli_rollout import deliver_events
 from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import Error
 
@@ -133,8 +134,15 @@ def rebuild(
             fmt = _format(output_format, json_output)
             if fmt is Format.TABLE:
                 _plan_tree(fleet.plan, stderr)
-            report = rebuild(fleet.plan, fleet.graph, store, rebuild_options(config, jobs=jobs), hashes=fleet.hashes,
-                             progress=lambda line: stderr.print(escape(line), style="dim", soft_wrap=True))
+            def say(line: str) -> None:
+                stderr.print(escape(line), style="dim", soft_wrap=True)
+
+            options = rebuild_options(config, jobs=jobs, say=say) if fleet.plan else rebuild_options(
+                config, jobs=jobs, sign=False)
+            try:
+                report = rebuild(fleet.plan, fleet.graph, store, options, hashes=fleet.hashes, progress=say)
+            finally:
+                deliver_events(config, store)
     except Error as exc:
         _fail(exc)
     if fmt is Format.JSON:

@@ -119,6 +119,31 @@ class BuildConfig(_Section):
     args: dict[str, str] = Field(default_factory=dict, description="Build args for every recipe")
 
 
+class ImageTest(_Section):
+    """One integration test of a new image: a command in a container of it, or an HTTP check against one."""
+
+    name: str | None = Field(default=None, description="Shown in reports; default: the command or the URL path")
+    command: str | None = Field(default=None, description="Run with /bin/sh -c in a new container; exit 0 passes")
+    http: str | None = Field(default=None, description="Path to GET from a container of the image, e.g. /healthz")
+    port: int | None = Field(default=None, ge=1, le=65535, description="The container port the HTTP check uses")
+    status: int = Field(default=200, ge=100, le=599, description="The HTTP status that passes")
+    body: str | None = Field(default=None, description="A regular expression the HTTP body must match")
+    env: dict[str, str] = Field(default_factory=dict, description="Environment of the test's container")
+    timeout: float = Field(default=60.0, gt=0, description="Seconds before the test fails")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ImageTest:
+        if (self.command is None) == (self.http is None):
+            raise ValueError("a test needs exactly one of command or http")
+        if self.http is not None and (self.port is None or not self.http.startswith("/")):
+            raise ValueError("an http test needs a path starting with / and the container port")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.command or f"GET :{self.port}{self.http}"
+
+
 class ImageRecipe(_Section):
     """One image of the fleet: a recipe (context + Containerfile), or an image patched in place."""
 
@@ -130,7 +155,15 @@ class ImageRecipe(_Section):
     target: str | None = Field(default=None, description="Reference to push to; default REGISTRY/NAMESPACE/NAME:latest")
     args: dict[str, str] = Field(default_factory=dict)
     build_target: str | None = Field(default=None, description="Stage to build (buildah --target)")
-    tests: tuple[str, ...] = Field(default=(), description="Commands run in a container of the new image")
+    tests: tuple[ImageTest, ...] = Field(
+        default=(), description="Integration tests of the new image; a string is a command")
+
+    @field_validator("tests", mode="before")
+    @classmethod
+    def _command_strings(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):
+            return tuple({"command": v} if isinstance(v, str) else v for v in value)
+        return value
     max_age_days: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -143,6 +176,102 @@ class ImageRecipe(_Section):
         if self.glob is not None and (self.name or self.target):
             raise ValueError("a glob entry names its recipes after their directories: no name or target")
         return self
+
+
+class SignConfig(_Section):
+    """How pushed images are signed, and what the podman target requires."""
+
+    enabled: bool = Field(default=True, description="Sign every pushed image (GPG simple signing)")
+    keyring: Path | None = Field(default=None, description="patchline's own key directory (GnuPG home and the "
+                                 "cosign key); never the user's keyring; default ~/.local/share/patchline/keys")
+    lookaside: Path | None = Field(default=None, description="Where simple signatures are written (a file:// "
+                                   "lookaside store); default ~/.local/share/patchline/sigstore")
+    registries_d: Path | None = Field(default=None, description="The registries.d directory patchline writes its "
+                                      "lookaside configuration to; default: the one containers/image reads")
+    policy: Path | None = Field(default=None, description="The policy.json the podman target pulls through; "
+                                "default ~/.local/share/patchline/policy.json")
+    cosign: bool = Field(default=True, description="Also push a cosign-format signature (tag sha256-HEX.sig)")
+    sbom: bool = Field(default=True, description="Attach the CycloneDX SBOM as an OCI artifact")
+
+
+class WebhookConfig(_Section):
+    url: str = Field(description="POSTed CloudEvents 1.0 JSON")
+    secret: str | None = Field(default=None, description="HMAC-SHA256 key for the signature header")
+    secret_env: str | None = Field(default=None, description="Environment variable holding the HMAC key")
+    types: tuple[str, ...] = Field(default=(), description="Event types to send (prefixes); default all")
+    timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a webhook URL must be http:// or https://")
+        return value
+
+
+class EventsConfig(_Section):
+    """Where events from the outbox are delivered (at least once, in order, per sink)."""
+
+    amqp_url: str | None = Field(default=None, description="amqp://USER:PASS@HOST:PORT/VHOST; none: no AMQP")
+    exchange: str = Field(default="patchline", description="A durable topic exchange; routing key patchline.TYPE")
+    source: str | None = Field(default=None, description="CloudEvents source; default /patchline/HOSTNAME")
+    webhooks: tuple[WebhookConfig, ...] = ()
+    max_backoff_seconds: float = Field(default=300.0, gt=0, description="Longest wait between retries")
+
+
+class HealthCheckConfig(_Section):
+    """How a replica proves it serves: an HTTP GET on its published port, or a command run in it."""
+
+    http: str | None = Field(default=None, description="Path to GET, e.g. /healthz")
+    command: str | None = Field(default=None, description="Run with podman exec (/bin/sh -c); exit 0 is healthy")
+    status: int = Field(default=200, ge=100, le=599)
+    interval: float = Field(default=0.5, gt=0, description="Seconds between probes")
+    timeout: float = Field(default=2.0, gt=0, description="Seconds one probe may take")
+    start_timeout: float = Field(default=60.0, gt=0, description="A new replica must be healthy within this")
+    failures: int = Field(default=3, ge=1, description="Consecutive failed probes that make a running replica "
+                          "unhealthy during the bake")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HealthCheckConfig:
+        if self.http is not None and self.command is not None:
+            raise ValueError("a health check is http or command, not both")
+        if self.http is not None and not self.http.startswith("/"):
+            raise ValueError("an http health check is a path starting with /")
+        return self
+
+
+class ServiceConfig(_Section):
+    """A service patchline runs and rolls out: replicas of one image."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    image: str = Field(description="A recipe name of [[images]], or a repository")
+    replicas: int = Field(default=1, ge=1)
+    port: int | None = Field(default=None, ge=1, le=65535, description="The container port")
+    host_port: int | None = Field(default=None, ge=1, le=65535, description="Replica 0's port on 127.0.0.1; "
+                                  "replica N gets host_port + N")
+    env: dict[str, str] = Field(default_factory=dict)
+    command: tuple[str, ...] = Field(default=(), description="Arguments replacing the image's command")
+    podman_args: tuple[str, ...] = Field(default=(), description="Extra podman run flags (hardening, limits)")
+    health: HealthCheckConfig = HealthCheckConfig()
+    strategy: Literal["rolling", "canary", "all-at-once"] = "rolling"
+    max_unavailable: int = Field(default=1, ge=1, description="Replicas that may be down at once while rolling")
+    bake_seconds: float = Field(default=30.0, ge=0, description="How long the canary is watched")
+    auto_rollout: bool = Field(default=True, description="Roll out new verified builds without approval")
+
+    @model_validator(mode="after")
+    def _ports(self) -> ServiceConfig:
+        if (self.port is None) != (self.host_port is None):
+            raise ValueError("port and host_port go together")
+        if self.health.http is not None and self.port is None:
+            raise ValueError("an http health check needs port and host_port")
+        if self.host_port is not None and self.host_port + self.replicas - 1 > 65535:
+            raise ValueError("host_port + replicas runs past 65535")
+        return self
+
+
+class RolloutConfig(_Section):
+    target: Literal["podman"] = Field(default="podman", description="Where services run")
+    require_signature: bool = Field(default=True, description="Pull only images signed by patchline's key")
 
 
 class IgnoreRule(_Section):
@@ -164,8 +293,19 @@ class Config(_Section):
     fleet: FleetConfig = FleetConfig()
     build: BuildConfig = BuildConfig()
     images: tuple[ImageRecipe, ...] = ()
+    sign: SignConfig = SignConfig()
+    events: EventsConfig = EventsConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    services: tuple[ServiceConfig, ...] = ()
     ignore: tuple[IgnoreRule, ...] = ()
     source: Path | None = Field(default=None, exclude=True, description="The file this was read from")
+
+    @model_validator(mode="after")
+    def _unique_services(self) -> Config:
+        names = [s.name for s in self.services]
+        if len(names) != len(set(names)):
+            raise ValueError("service names must be unique")
+        return self
 
 
 def _candidates(explicit: Path | None) -> list[Path]:

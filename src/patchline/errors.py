@@ -32,9 +32,15 @@ are translated at the boundary with ``raise ... from exc``. The CLI catches
     ├── HostError                   a host tool (podman, skopeo) is missing or failed
     ├── StoreError                  the fleet store cannot be opened, migrated or written
     ├── DiscoveryError              what runs where cannot be observed (podman, Kubernetes)
-    └── BuildError                  the fleet's recipes cannot be planned or built
-        ├── ContainerfileError      a Containerfile cannot be parsed (FILE:LINE: why)
-        └── GraphError              the build graph is invalid (a cycle between local images)
+    ├── BuildError                  the fleet's recipes cannot be planned or built
+    │   ├── ContainerfileError      a Containerfile cannot be parsed (FILE:LINE: why)
+    │   └── GraphError              the build graph is invalid (a cycle between local images)
+    ├── VerifyError                 an image's integration tests cannot be run (a failing test is a result)
+    ├── SignError                   an image cannot be signed, or an SBOM or signature cannot be attached
+    │   └── SignatureRefused        a signature is missing, invalid or names another identity
+    ├── EventError                  an event cannot be published (it stays in the outbox)
+    └── RolloutError                a service cannot be rolled out
+        └── UnpromotableError       the digest failed verification or a rollout before: never again
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ __all__ = [
     "DigestMismatch",
     "DiscoveryError",
     "Error",
+    "EventError",
     "FeedError",
     "GraphError",
     "HostError",
@@ -64,10 +71,15 @@ __all__ = [
     "PlatformError",
     "ReferenceError_",
     "RegistryError",
+    "RolloutError",
     "SbomError",
+    "SignError",
+    "SignatureRefused",
     "SourceError",
     "StoreError",
+    "UnpromotableError",
     "UpdateSourceError",
+    "VerifyError",
     "VexError",
 ]
 
@@ -197,3 +209,27 @@ class ContainerfileError(BuildError):
 
 class GraphError(BuildError):
     """The build graph is invalid, e.g. a cycle between local images."""
+
+
+class VerifyError(Error):
+    """An image's integration tests cannot be run at all (a test that fails is a result, not an error)."""
+
+
+class SignError(Error):
+    """An image cannot be signed, or its signature or SBOM cannot be attached or read."""
+
+
+class SignatureRefused(SignError):
+    """An image has no valid signature by the required key for the required identity."""
+
+
+class EventError(Error):
+    """An event cannot be published now; it stays in the outbox and is retried."""
+
+
+class RolloutError(Error):
+    """A service cannot be rolled out (configuration, target or state)."""
+
+
+class UnpromotableError(RolloutError):
+    """The digest failed verification or a rollout before and is never rolled out again."""

@@ -49,14 +49,14 @@ def forget_local_images(registry: RunningRegistry) -> Iterator[None]:
 
 def write_config(directory: Path, registry: RunningRegistry, *, base: BuiltImage | None = None,
                  update_sources: bool = True, extra: str = "", images: str = '[[images]]\nglob = "*"\n',
-                 pending: str = "security") -> Config:
+                 pending: str = "security", sign: str = "[sign]\nenabled = false\n") -> Config:
     args = f'args = {{DEBIAN_BASE = "{base.reference}"}}\n' if base is not None else ""
     (directory / "patchline.toml").write_text(
         f'[registries]\ninsecure = ["{registry.host}"]\n\n'
         f'[build]\nregistry = "{registry.host}"\nnamespace = "example"\njobs = 2\n'
         f'update_sources = {str(update_sources).lower()}\npending = "{pending}"\n'
         f'logs = "{directory / "logs"}"\n{args}\n'
-        f'[store]\nurl = "sqlite:///{directory / "patchline.db"}"\n\n{extra}\n{images}')
+        f'[store]\nurl = "sqlite:///{directory / "patchline.db"}"\n\n{sign}\n{extra}\n{images}')
     return load_config(directory / "patchline.toml")
 
 

@@ -34,6 +34,7 @@ from patchline.build._plan import current_images
 from patchline.build.interface import (
     BuildResult,
     BuildStatus,
+    CurrentImage,
     PlanItem,
     ReasonCode,
     RebuildPlan,
@@ -42,11 +43,14 @@ from patchline.build.interface import (
     Verification,
 )
 from patchline.errors import Error
+from patchline.events.interface import EventDraft, EventType
+from patchline.fleet._discover import split_reference
 
 if TYPE_CHECKING:
     from patchline._model import Inventory
     from patchline.assess import AssessOptions
     from patchline.fleet._discover import DiscoverOptions
+    from patchline.sign.interface import SignOptions
     from patchline.store import Store
     from patchline.updates import AptSuite, SourceIndexes
 
@@ -65,6 +69,8 @@ class RebuildOptions:
     source_date_epoch: int | None = None
     update_sources: bool = True
     keyring_in_build: Path | None = None  # mounted as the signed-by keyring of the update sources
+    run_tests: bool = True  # the recipes' integration tests ([[images]] tests)
+    sign: SignOptions | None = None  # sign each pushed image and attach its SBOM
 
 
 class _Run:
@@ -202,6 +208,18 @@ class _Run:
                                  bases=bases, log=log, seconds=time.monotonic() - started,
                                  started=started - self.t0, finished=time.monotonic() - self.t0,
                                  **kw)  # type: ignore[arg-type]
+            repository = split_reference(item.recipe.target)[0]
+            events = []
+            bad = None
+            if status is BuildStatus.BUILT:
+                events = [EventDraft(EventType.IMAGE_REBUILT, result.pushed or repository,
+                                     self.rebuilt_event(item, result, cur))]
+            elif status is BuildStatus.VERIFY_FAILED:
+                bad = (repository, result.error)
+                events = [EventDraft(EventType.IMAGE_VERIFY_FAILED, repository, {
+                    "recipe": item.name, "repository": repository, "config_digest": result.config_digest,
+                    "error": result.error,
+                    "verification": result.verification.as_dict() if result.verification else None})]
             self.store.record_build(
                 run_id=self.run_id, recipe=item.name, kind=item.recipe.kind.value, status=status.value,
                 target=item.recipe.target, reasons=[r.as_dict() for r in item.reasons],
@@ -209,7 +227,7 @@ class _Run:
                 manifest_digest=result.manifest_digest, previous_config_digest=previous,
                 verification=result.verification.as_dict() if result.verification else None, error=result.error,
                 log_path=str(log), source_date_epoch=timestamp, started_at=started_at,
-                finished_at=dt.datetime.now(dt.UTC))
+                finished_at=dt.datetime.now(dt.UTC), events=events, unpromotable=bad)
             return result
 
         try:
@@ -245,27 +263,96 @@ class _Run:
         except Error as exc:
             self.say(f"[{item.name}] rescan failed: {exc}")
             return finish(BuildStatus.FAILED, config_digest=image_id, error=f"rescan failed: {exc}")
+        if verification.passed and item.recipe.tests and self.options.run_tests:
+            try:
+                verification = self.run_tests(item, image_id, verification)
+            except Error as exc:
+                self.say(f"[{item.name}] tests could not run: {exc}")
+                return finish(BuildStatus.FAILED, config_digest=image_id, error=f"tests could not run: {exc}")
         if not verification.passed:
-            why = "; ".join(filter(None, [
-                f"still there: {', '.join(verification.remaining)}" if verification.remaining else "",
-                f"new: {', '.join(verification.new)}" if verification.new else ""]))
+            why = verification.why_failed()
             self.say(f"[{item.name}] verification failed: {why}")
             return finish(BuildStatus.VERIFY_FAILED, config_digest=image_id, verification=verification,
                           error=f"verification failed: {why}")
+        repo, tagname, _ = split_reference(item.recipe.target)
         try:
             digest = _buildah.push(image_id=image_id, destination=item.recipe.target, env=self.options.env, log=log,
                                    digestfile=log.with_suffix(".digest"))
-            from patchline.fleet._discover import split_reference
-
-            repo, tagname, _ = split_reference(item.recipe.target)
             self.store.record_refs(image_id, [(repo, tagname, digest)])
         except Error as exc:
             self.say(f"[{item.name}] push failed: {exc}")
             return finish(BuildStatus.FAILED, config_digest=image_id, verification=verification,
                           error=f"push failed: {exc}")
         self.say(f"[{item.name}] pushed {item.recipe.target} @ {digest}")
+        signed = None
+        if self.options.sign is not None:
+            from patchline.sign import sign_pushed
+
+            try:
+                signed = sign_pushed(self.options.sign, repository=repo, manifest_digest=digest,
+                                     sbom=self.sbom_of(image_id))
+            except Error as exc:
+                # Pushed but unsigned: the podman target refuses it, so it does not count as built.
+                self.say(f"[{item.name}] signing failed: {exc}")
+                return finish(BuildStatus.FAILED, config_digest=image_id, manifest_digest=digest,
+                              verification=verification, error=f"signing failed: {exc}")
+            self.say(f"[{item.name}] signed{' + cosign' if signed.cosign_tag else ''}"
+                     f"{' + SBOM' if signed.sbom_digest else ''}")
         return finish(BuildStatus.BUILT, config_digest=image_id, manifest_digest=digest, verification=verification,
-                      pushed=f"{repo}@{digest}")
+                      pushed=f"{repo}@{digest}", signed=signed)
+
+    def run_tests(self, item: PlanItem, image_id: str, verification: Verification) -> Verification:
+        from patchline.verify import run_image_tests
+
+        self.say(f"[{item.name}] running {len(item.recipe.tests)} test(s)")
+        report = run_image_tests(image_id, item.recipe.tests, log_dir=self.logs / "tests",
+                                 run_id=f"{self.run_id}-{item.name}")
+        for outcome in report.outcomes:
+            self.say(f"[{item.name}] test {outcome.name}: {'passed' if outcome.passed else 'FAILED'} "
+                     f"({outcome.detail})")
+        return replace(verification, tests=tuple(o.as_dict() for o in report.outcomes))
+
+    def sbom_of(self, image_id: str) -> bytes | None:
+        from patchline.sbom import render_sbom
+
+        inventory = self.inventories.get(image_id) or self.store.inventory(image_id)
+        return render_sbom(inventory, "cyclonedx").encode() if inventory is not None else None
+
+    def rebuilt_event(self, item: PlanItem, result: BuildResult, cur: CurrentImage | None) -> dict[str, object]:
+        """The payload of ``image.rebuilt``: what changed, why, what it fixed."""
+        verification = result.verification or Verification()
+        fixed = set(verification.fixed)
+        advisories = sorted({x for r in item.reasons if r.code is ReasonCode.FIXABLE_ADVISORY for x in r.items}
+                            & fixed)
+        pending = [x for r in item.reasons if r.code is ReasonCode.PENDING_UPDATES for x in r.items if x in fixed]
+        signed = result.signed
+        return {
+            "recipe": item.name, "repository": split_reference(item.recipe.target)[0],
+            "tag": split_reference(item.recipe.target)[1],
+            "old_digest": cur.manifest_digest if cur else None, "new_digest": result.manifest_digest,
+            "old_config_digest": cur.config_digest if cur else None, "new_config_digest": result.config_digest,
+            "reasons": [r.as_dict() for r in item.reasons], "fixed_advisories": advisories,
+            "pending_resolved": sorted(set(pending)), "sbom_diff": self.sbom_diff(cur, result.config_digest),
+            "verification": verification.as_dict(), "bases": dict(result.bases),
+            "signature": None if signed is None else {
+                "simple": str(signed.simple_signature) if signed.simple_signature else None,
+                "cosign_tag": signed.cosign_tag, "sbom_digest": signed.sbom_digest},
+        }
+
+    def sbom_diff(self, cur: CurrentImage | None, new_digest: str | None) -> dict[str, object]:
+        """Packages added, removed and changed between the current image and the new one."""
+        new = self.inventories.get(new_digest or "") or (self.store.inventory(new_digest) if new_digest else None)
+        old = self.store.inventory(cur.config_digest) if cur else None
+        if new is None:
+            return {}
+        after = {(p.ecosystem.value, p.name): p.version for p in new.packages}
+        before = {(p.ecosystem.value, p.name): p.version for p in old.packages} if old else {}
+        added = sorted(k[1] for k in after.keys() - before.keys())
+        removed = sorted(k[1] for k in before.keys() - after.keys())
+        changed = sorted(f"{k[1]} {before[k]} -> {after[k]}" for k in after.keys() & before.keys()
+                         if after[k] != before[k])
+        return {"added": len(added), "removed": len(removed), "changed": len(changed), "packages": len(after),
+                "added_names": added[:50], "removed_names": removed[:50], "changed_versions": changed[:50]}
 
     def _bud(self, item: PlanItem, bases: Mapping[str, str], timestamp: int, env: _buildah.BuildEnv, log: Path,
              tag: str) -> str:
@@ -287,6 +374,7 @@ class _Run:
         from patchline.updates import load_sources
 
         inv = self._inventory(f"containers-storage:{image_id.removeprefix('sha256:')}")
+        self.inventories[image_id] = inv
         self.store.record_image(inv)
         scan = from_inventory(inv)
         pending_names: set[str] = set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,11 +61,13 @@ def default_log_dir() -> Path:
     return (Path(data) if data else Path.home() / ".local" / "share") / "patchline" / "builds"
 
 
-def rebuild_options(config: Config, *, jobs: int | None = None, cache: bool = True) -> RebuildOptions:
+def rebuild_options(config: Config, *, jobs: int | None = None, cache: bool = True, sign: bool = True,
+                    say: Callable[[str], None] | None = None) -> RebuildOptions:
     """The rebuild's options from ``patchline.toml`` (``[build]``, ``[updates]``, ``[registries]``, ``[cache]``)."""
     from patchline.assess import options_from_config
     from patchline.fleet._discover import DiscoverOptions
     from patchline.inventory import LayerCache, default_cache_dir
+    from patchline.sign import sign_options
 
     layer_cache = None
     if cache and config.cache.enabled:
@@ -79,4 +81,5 @@ def rebuild_options(config: Config, *, jobs: int | None = None, cache: bool = Tr
         logs=build.logs or default_log_dir(), env=env, assess=options_from_config(config),
         discover=DiscoverOptions(cache=layer_cache, platform=config.scan.platform),
         jobs=build.jobs if jobs is None else jobs, source_date_epoch=build.source_date_epoch,
-        update_sources=build.update_sources and config.updates.enabled, keyring_in_build=config.updates.keyring)
+        update_sources=build.update_sources and config.updates.enabled, keyring_in_build=config.updates.keyring,
+        sign=sign_options(config, say=say) if sign else None)

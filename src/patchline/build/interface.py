@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from patchline._config import ImageTest
     from patchline.build._containerfile import Containerfile
+    from patchline.sign.interface import SignedImage
 
 
 class RecipeKind(enum.StrEnum):
@@ -38,7 +40,7 @@ class Recipe:
     parsed: Containerfile | None = None
     image: str | None = None  # for PATCH: the upstream image
     max_age_days: int | None = None
-    tests: tuple[str, ...] = ()
+    tests: tuple[ImageTest, ...] = ()
 
     def bases(self) -> tuple[str, ...]:
         """Every image this recipe's build uses (FROM and COPY --from of the built stage), or the patched image."""
@@ -145,14 +147,26 @@ class Verification:
     remaining: tuple[str, ...] = ()  # what the rebuild was for and is still there
     new: tuple[str, ...] = ()  # findings or pending updates the old image did not have
     pending_after: int = 0
+    tests: tuple[Mapping[str, object], ...] = ()  # each integration test's outcome (TestOutcome.as_dict)
+
+    @property
+    def tests_failed(self) -> tuple[str, ...]:
+        return tuple(str(t["name"]) for t in self.tests if not t["passed"])
 
     @property
     def passed(self) -> bool:
-        return not self.remaining and not self.new
+        return not self.remaining and not self.new and not self.tests_failed
+
+    def why_failed(self) -> str:
+        return "; ".join(filter(None, [
+            f"still there: {', '.join(self.remaining)}" if self.remaining else "",
+            f"new: {', '.join(self.new)}" if self.new else "",
+            f"tests failed: {', '.join(self.tests_failed)}" if self.tests_failed else ""]))
 
     def as_dict(self) -> dict[str, object]:
         return {"fixed": list(self.fixed), "remaining": list(self.remaining), "new": list(self.new),
-                "pending_after": self.pending_after, "passed": self.passed}
+                "pending_after": self.pending_after, "tests": [dict(t) for t in self.tests],
+                "passed": self.passed}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +182,7 @@ class BuildResult:
     error: str = ""
     log: Path | None = None
     verification: Verification | None = None
+    signed: SignedImage | None = None
     seconds: float = 0.0
     started: float = 0.0  # time.monotonic() offsets within the rebuild, for the wall-time report
     finished: float = 0.0

@@ -104,18 +104,21 @@ class RegistryAPI:
         path: str,
         *,
         what: str,
-        method: Literal["GET", "HEAD"] = "GET",
+        method: Literal["GET", "HEAD", "POST", "PUT"] = "GET",
         headers: Mapping[str, str] | None = None,
         body_limit: int = _MAX_MANIFEST,
+        content: bytes | None = None,
     ) -> tuple[httpx.Response, bytes]:
         """``method`` on ``path`` (``/v2/...`` with its query): the closed 2xx response and its body.
 
-        Authenticated and retried like the source's own requests. An error status
-        raises the translated error (404: ``ImageNotFound``, 401 and 403:
-        ``AuthError``, else ``RegistryError``); a body over ``body_limit`` bytes
-        raises ``ManifestError``.
+        Authenticated and retried like the source's own requests (``content``, the
+        request body, is sent again on a retry). An error status raises the
+        translated error (404: ``ImageNotFound``, 401 and 403: ``AuthError``, else
+        ``RegistryError``); a body over ``body_limit`` bytes raises ``ManifestError``.
         """
-        return self._request(path, what=what, headers=headers or {}, body_limit=body_limit, method=method)
+        return self._request(
+            path, what=what, headers=headers or {}, body_limit=body_limit, method=method, content=content
+        )
 
     def close(self) -> None:
         if self._owns_client:
@@ -177,6 +180,7 @@ class RegistryAPI:
         body_limit: int | None = None,
         raw: bool = False,
         method: str = "GET",
+        content: bytes | None = None,
     ) -> tuple[httpx.Response, bytes]:
         """A request (GET) with auth and retries; a 2xx response, else the translated error.
 
@@ -188,7 +192,7 @@ class RegistryAPI:
             auth_headers = self._auth.headers()
             request_headers = {**headers, **auth_headers}
             response, body = self._attempts(
-                functools.partial(self._send, url, request_headers, body_limit, raw, method), what=what
+                functools.partial(self._send, url, request_headers, body_limit, raw, method, content), what=what
             )
             if response.status_code == 401:
                 had_auth = "Authorization" in auth_headers
@@ -207,9 +211,15 @@ class RegistryAPI:
         raise AssertionError("unreachable: the second auth round returns or raises")
 
     def _send(
-        self, url: str, headers: Mapping[str, str], body_limit: int | None, raw: bool, method: str = "GET"
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body_limit: int | None,
+        raw: bool,
+        method: str = "GET",
+        content: bytes | None = None,
     ) -> tuple[httpx.Response, bytes]:
-        request = self._client.build_request(method, url, headers=headers)
+        request = self._client.build_request(method, url, headers=headers, content=content)
         response = self._client.send(request, stream=True)
         if body_limit is None and response.is_success:
             return response, b""

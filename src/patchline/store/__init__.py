@@ -10,6 +10,8 @@ Typical use::
 
 from patchline.store._builds import BuildRow, FixableRow, PendingRow
 from patchline.store._engine import current_revision, default_db_url, head_revision, upgrade
+from patchline.store._outbox import SinkRow, add_events
+from patchline.store._rollouts import ReplicaRow, RolloutRow, UnpromotableRow
 from patchline.store._store import Store, chain_ids, image_scopes, open_store
 from patchline.store.model import (
     AdvisoryHit,
@@ -37,10 +39,15 @@ __all__ = [
     "PendingRefresh",
     "PendingRow",
     "RefreshResult",
+    "ReplicaRow",
+    "RolloutRow",
+    "SinkRow",
     "Store",
+    "UnpromotableRow",
     "WhereHit",
     "WorkloadRow",
     "WorkloadSync",
+    "add_events",
     "chain_ids",
     "current_revision",
     "default_db_url",

@@ -11,6 +11,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select
 
+from patchline.events.interface import EventDraft
+from patchline.store._outbox import add_events
+from patchline.store._rollouts import insert_unpromotable
 from patchline.store._schema import Advisory, Build, Finding, Image, ImagePackage, PackageName, PendingUpdate, Version
 
 _CHUNK = 500
@@ -93,8 +96,14 @@ class BuildRecords:
                      manifest_digest: str | None = None, previous_config_digest: str | None = None,
                      verification: Mapping[str, Any] | None = None, error: str = "", log_path: str = "",
                      source_date_epoch: int | None = None, started_at: dt.datetime,
-                     finished_at: dt.datetime) -> int:
-        """Store one build's outcome; only ``built`` and ``unchanged`` ones become a recipe's current state."""
+                     finished_at: dt.datetime, events: Sequence[EventDraft] = (),
+                     unpromotable: tuple[str, str] | None = None) -> int:
+        """Store one build's outcome; only ``built`` and ``unchanged`` ones become a recipe's current state.
+
+        ``events`` go into the outbox in the same transaction; ``unpromotable`` is
+        ``(repository, reason)`` for an image that failed its verification (recorded by
+        manifest digest when it was pushed, else by config digest).
+        """
         values = dict(
             run_id=run_id, recipe=recipe, kind=kind, status=status, target=target,
             reasons=json.dumps(list(reasons)), input_hash=input_hash, bases=json.dumps(dict(bases or {})),
@@ -106,6 +115,10 @@ class BuildRecords:
         def work(conn: Connection, _new: dict[Any, int]) -> int:
             key = conn.execute(insert(Build).values(**values)).inserted_primary_key
             assert key is not None
+            if unpromotable is not None and (config_digest or manifest_digest):
+                insert_unpromotable(conn, digest=str(manifest_digest or config_digest), repository=unpromotable[0],
+                                    stage="verify", reason=unpromotable[1])
+            add_events(conn, events, now=finished_at)
             return int(key[0])
 
         return int(self._write(work))

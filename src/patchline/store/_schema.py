@@ -287,3 +287,81 @@ class Build(Base):
     source_date_epoch: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     finished_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class Event(Base):
+    """The transactional outbox: an event is written in the transaction of the state change it reports.
+
+    ``seq`` orders delivery; writers serialize on an advisory lock (PostgreSQL) or the database
+    write lock (SQLite), so a smaller ``seq`` always commits first and a sink's cursor never skips one.
+    """
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(100))  # e.g. image.rebuilt
+    subject: Mapped[str] = mapped_column(String(800), default="")
+    data: Mapped[str] = mapped_column(Text)  # JSON
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class EventSink(Base):
+    """One publisher's place in the outbox: every event up to ``delivered_seq`` has been delivered."""
+
+    __tablename__ = "event_sinks"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # amqp, webhook:URL
+    delivered_seq: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failures since the last delivery
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class Unpromotable(Base):
+    """A digest that failed verification or a rollout: it is never rolled out again."""
+
+    __tablename__ = "unpromotable"
+
+    digest: Mapped[str] = mapped_column(DIGEST, primary_key=True)  # manifest or config digest
+    repository: Mapped[str] = mapped_column(String(600))
+    stage: Mapped[str] = mapped_column(String(24))  # verify, rollout
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class Rollout(Base):
+    """One rollout of a service from one image to another; durable so a killed patchline resumes it."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index(None, "service", "id"), Index(None, "state"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service: Mapped[str] = mapped_column(String(200))
+    strategy: Mapped[str] = mapped_column(String(24))
+    from_image: Mapped[str | None] = mapped_column(String(800))  # repository@digest; none for a first deploy
+    to_image: Mapped[str] = mapped_column(String(800))
+    state: Mapped[str] = mapped_column(String(24))  # running, rolling-back, succeeded, rolled-back, failed
+    phase: Mapped[str] = mapped_column(String(80), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    spec: Mapped[str] = mapped_column(Text)  # JSON: the service as configured when the rollout started
+    owner: Mapped[str] = mapped_column(String(200), default="")  # host:pid driving it
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    timings: Mapped[str] = mapped_column(Text, default="{}")  # JSON: seconds per stage (pull, start, health, bake)
+
+
+class RolloutReplica(Base):
+    """One replica's place in a rollout."""
+
+    __tablename__ = "rollout_replicas"
+
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True)
+    replica: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_image: Mapped[str | None] = mapped_column(String(800))
+    state: Mapped[str] = mapped_column(String(24))  # pending, replacing, ready, failed, reverting, reverted
+    container: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp)

@@ -26,6 +26,8 @@ from patchline.assess.model import AssessSkip
 from patchline.errors import Error, StoreError
 from patchline.store import _engine
 from patchline.store._builds import BuildRecords
+from patchline.store._outbox import OutboxRecords
+from patchline.store._rollouts import RolloutRecords
 from patchline.store._schema import (
     Advisory,
     AdvisoryPackage,
@@ -141,7 +143,7 @@ class _Evaluated:
     fixed: tuple[str, ...]
 
 
-class Store(BuildRecords):
+class Store(BuildRecords, OutboxRecords, RolloutRecords):
     """The fleet store on one database. Open it with :func:`open_store`."""
 
     def __init__(self, engine: Engine, url: str) -> None:

@@ -1,0 +1,78 @@
+"""``patchline keys``: patchline's own signing keys (GPG for simple signing, ECDSA for cosign)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from patchline.cli import _emit, _fail, app, state, stderr
+from patchline.errors import Error
+
+if TYPE_CHECKING:
+    from patchline.sign.interface import SigningKeys
+
+keys_app = typer.Typer(help="patchline's signing keys: generate them, show them.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _document(keys: SigningKeys, uid: str | None) -> dict[str, Any]:
+    return {"schema": "patchline/keys/v1", "directory": str(keys.directory), "fingerprint": keys.fingerprint,
+            "uid": uid, "gnupg_home": str(keys.gnupg_home), "gpg_public_key": str(keys.gpg_public_key),
+            "cosign_private_key": str(keys.cosign_private_key), "cosign_public_key": str(keys.cosign_public_key)}
+
+
+def _render(document: dict[str, Any], console: Console) -> None:
+    table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, key in (("fingerprint", "fingerprint"), ("user ID", "uid"), ("directory", "directory"),
+                       ("GnuPG home", "gnupg_home"), ("GPG public key", "gpg_public_key"),
+                       ("cosign private key", "cosign_private_key"), ("cosign public key", "cosign_public_key")):
+        table.add_row(label, escape(str(document[key] or "")))
+    console.print(table)
+
+
+@keys_app.command("generate")
+def generate(
+    force: Annotated[bool, typer.Option("--force", help="Replace existing keys (images signed with the old key "
+                                                        "are then refused by a policy naming the new one).")] = False,
+    name: Annotated[str, typer.Option("--name", help="The GPG key's user name.")] = "patchline",
+    email: Annotated[str, typer.Option("--email", help="The GPG key's e-mail address.")] = "patchline@localhost",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the keys as JSON.")] = False,
+) -> None:
+    """Create patchline's signing keys in its own key directory (never the user's keyring)."""
+    from patchline.sign._keys import generate_keys, key_uid
+
+    try:
+        keys = generate_keys(state.config().sign, name=name, email=email, force=force)
+    except Error as exc:
+        _fail(exc)
+    document = _document(keys, key_uid(keys))
+    if json_output:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    stderr.print(f"[green]generated[/] signing keys in {escape(str(keys.directory))}")
+    _emit(None, table=lambda console: _render(document, console))
+
+
+@keys_app.command("show")
+def show(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the keys as JSON.")] = False,
+) -> None:
+    """Show patchline's signing keys: fingerprint and file paths."""
+    from patchline.sign._keys import key_uid, load_keys
+
+    try:
+        keys = load_keys(state.config().sign)
+    except Error as exc:
+        _fail(exc)
+    document = _document(keys, key_uid(keys))
+    if json_output:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    _emit(None, table=lambda console: _render(document, console))

@@ -1,0 +1,168 @@
+"""``patchline rollout``, ``rollback`` and ``status``: services on podman, canary and waves, automatic rollback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
+from patchline.cli import _emit, _fail, app, state, stderr
+from patchline.errors import Error
+
+if TYPE_CHECKING:
+    from patchline._config import Config
+    from patchline.rollout import RolloutResult, ServiceStatus
+    from patchline.store import Store
+
+_STATE_STYLE = {"succeeded": "green", "rolled-back": "yellow", "failed": "bold red", "running": "cyan",
+                "rolling-back": "yellow"}
+
+
+def _say(line: str) -> None:
+    stderr.print(escape(line), style="dim", soft_wrap=True)
+
+
+def deliver_events(config: Config, store: Store) -> None:
+    """Best effort after a state change: what cannot be delivered now waits in the outbox."""
+    from patchline.events import deliver, publishers_from_config
+
+    publishers = publishers_from_config(config.events)
+    if not publishers:
+        return
+    try:
+        report = deliver(store, publishers, max_backoff=config.events.max_backoff_seconds)
+    finally:
+        for publisher in publishers:
+            publisher.close()
+    for sink in report.sinks:
+        if sink.failed:
+            stderr.print(f"[yellow]events: {escape(sink.name)}: {escape(sink.error)}; {sink.backlog} event(s) kept "
+                         "in the outbox (`patchline events deliver` retries)[/]")
+
+
+def _result_dict(result: RolloutResult) -> dict[str, Any]:
+    return {"rollout_id": result.rollout_id, "service": result.service, "state": result.state.value,
+            "from_image": result.from_image, "to_image": result.to_image, "reason": result.reason,
+            "timings": dict(result.timings)}
+
+
+def _finish(results: list[RolloutResult], fmt: Format) -> None:
+    if fmt is Format.JSON:
+        _emit(None, text=_dump("patchline/rollout/v1", {"rollouts": [_result_dict(r) for r in results]}))
+    else:
+        for r in results:
+            style = _STATE_STYLE.get(r.state.value, "")
+            stderr.print(f"rollout {r.rollout_id} of [bold]{escape(r.service)}[/]: [{style}]{r.state.value}[/]"
+                         + (f": {escape(r.reason)}" if r.reason else ""))
+    if any(not r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollout(
+    service: Annotated[str | None, typer.Argument(help="A service of [[services]]; omit with --resume")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="sha256:... or repository@sha256:...; default: the "
+                                           "service's recipe's current build")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="rolling, canary or all-at-once "
+                                                 "(default: the service's)")] = None,
+    resume_only: Annotated[bool, typer.Option("--resume", help="Only finish rollouts a stopped patchline left")]
+    = False,
+    db: DbOption = None,
+    output_format: FormatOption = Format.TABLE,
+    json_output: JsonOption = False,
+) -> None:
+    """Roll a service out to a new digest: canary or waves, each replica health-gated, rolled back on failure.
+
+    An unfinished rollout (patchline was killed) is resumed first. The image must be signed by patchline's key
+    (unless [rollout] require_signature = false) and must not be unpromotable. Exits 1 when the rollout rolled
+    back or failed.
+    """
+    from patchline.rollout import resume_service_rollouts, rollout_service
+
+    fmt = _format(output_format, json_output)
+    if strategy is not None and strategy not in ("rolling", "canary", "all-at-once"):
+        _fail(Error(f"unknown strategy {strategy!r}: rolling, canary or all-at-once"))
+    if service is None and not resume_only:
+        _fail(Error("name a service (or --resume to finish unfinished rollouts)"))
+    try:
+        config = state.config()
+        with _store(db) as store:
+            try:
+                if resume_only:
+                    results = resume_service_rollouts(config, store, progress=_say)
+                else:
+                    assert service is not None
+                    results = [rollout_service(config, store, service, to=to, strategy=strategy, progress=_say)]
+            finally:
+                deliver_events(config, store)
+    except Error as exc:
+        _fail(exc)
+    _finish(results, fmt)
+
+
+@app.command()
+def rollback(
+    service: Annotated[str, typer.Argument(help="A service of [[services]]")],
+    db: DbOption = None,
+    output_format: FormatOption = Format.TABLE,
+    json_output: JsonOption = False,
+) -> None:
+    """Roll a service back to the image it ran before its last successful rollout (one replica at a time)."""
+    from patchline.rollout import rollback_service
+
+    fmt = _format(output_format, json_output)
+    try:
+        config = state.config()
+        with _store(db) as store:
+            try:
+                results = [rollback_service(config, store, service, progress=_say)]
+            finally:
+                deliver_events(config, store)
+    except Error as exc:
+        _fail(exc)
+    _finish(results, fmt)
+
+
+def _status_table(statuses: list[ServiceStatus], console: Console) -> None:
+    for s in statuses:
+        last = s.last_rollout
+        title = (f"{s.name}  {s.healthy}/{s.replicas_wanted} healthy  {s.repository}"
+                 + (f"  last rollout {last.id}: {last.state}" if last else ""))
+        table = Table(title=escape(title), title_justify="left")
+        for col in ("replica", "container", "digest", "running", "restarts", "health"):
+            table.add_column(col)
+        for r in s.replicas:
+            digest = (r.replica.image.rpartition("@")[2] or r.replica.image)[:19]
+            health = f"[green]{escape(r.probe.detail)}[/]" if r.probe.healthy else f"[red]{escape(r.probe.detail)}[/]"
+            table.add_row(str(r.replica.index), escape(r.replica.container), digest,
+                          "yes" if r.replica.running else "[red]no[/]", str(r.replica.restarts), health)
+        console.print(table)
+        if s.unpromotable:
+            console.print(f"[dim]unpromotable: {', '.join(d[:19] for d in s.unpromotable)}[/]")
+
+
+@app.command()
+def status(
+    db: DbOption = None,
+    output_format: FormatOption = Format.TABLE,
+    json_output: JsonOption = False,
+) -> None:
+    """The services: replicas, the digest each runs, health, restarts, the last rollout."""
+    from patchline.rollout import PodmanTarget, service_status
+
+    fmt = _format(output_format, json_output)
+    try:
+        config = state.config()
+        with _store(db) as store:
+            target = PodmanTarget(policy=None, insecure=frozenset(config.registries.insecure))  # status never pulls
+            statuses = service_status(config, store, target)
+    except Error as exc:
+        _fail(exc)
+    if fmt is Format.JSON:
+        _emit(None, text=_dump("patchline/status/v1", {"services": [s.as_dict() for s in statuses]}))
+    else:
+        _emit(None, table=lambda console: _status_table(statuses, console))

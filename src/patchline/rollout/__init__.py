@@ -1,0 +1,78 @@
+"""Roll services out: canary, waves, health gates, automatic rollback; durable and resumable.
+
+Typical use::
+
+    result = rollout_service(config, store, "web", to="sha256:...", progress=print)
+    if not result.ok:
+        print(result.state, result.reason)   # rolled-back: the digest is now unpromotable
+"""
+
+from patchline.rollout._engine import (
+    STALE_SECONDS,
+    RolloutPlan,
+    RolloutResult,
+    check_promotable,
+    owner_id,
+    resume,
+    resume_all,
+    roll_out,
+)
+from patchline.rollout._podman import PodmanTarget
+from patchline.rollout._service import (
+    ReplicaStatus,
+    ServiceStatus,
+    make_target,
+    resolve_image,
+    resume_service_rollouts,
+    rollback_service,
+    rollout_plan,
+    rollout_service,
+    service_config,
+    service_spec,
+    service_status,
+)
+from patchline.rollout.interface import (
+    LABEL_IMAGE,
+    LABEL_REPLICA,
+    LABEL_ROLLOUT,
+    LABEL_SERVICE,
+    Probe,
+    Replica,
+    RolloutState,
+    RolloutTarget,
+    ServiceSpec,
+    Strategy,
+)
+
+__all__ = [
+    "LABEL_IMAGE",
+    "LABEL_REPLICA",
+    "LABEL_ROLLOUT",
+    "LABEL_SERVICE",
+    "STALE_SECONDS",
+    "PodmanTarget",
+    "Probe",
+    "Replica",
+    "ReplicaStatus",
+    "RolloutPlan",
+    "RolloutResult",
+    "RolloutState",
+    "RolloutTarget",
+    "ServiceSpec",
+    "ServiceStatus",
+    "Strategy",
+    "check_promotable",
+    "make_target",
+    "owner_id",
+    "resolve_image",
+    "resume",
+    "resume_all",
+    "resume_service_rollouts",
+    "roll_out",
+    "rollback_service",
+    "rollout_plan",
+    "rollout_service",
+    "service_config",
+    "service_spec",
+    "service_status",
+]

@@ -1,0 +1,161 @@
+"""From ``patchline.toml`` to rollouts: services resolved to repositories, the target, status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from patchline._config import Config, ServiceConfig
+from patchline.errors import ConfigError, RolloutError
+from patchline.rollout._engine import RolloutPlan, RolloutResult, digest_of, resume, roll_out
+from patchline.rollout.interface import Probe, Replica, RolloutTarget, ServiceSpec, Strategy
+from patchline.store import RolloutRow, Store
+
+
+def service_config(config: Config, name: str) -> ServiceConfig:
+    for service in config.services:
+        if service.name == name:
+            return service
+    known = ", ".join(s.name for s in config.services) or "none"
+    raise ConfigError(f"no service {name!r} in [[services]] (configured: {known})")
+
+
+def _repository(config: Config, image: str) -> str:
+    """A recipe name becomes the repository its target pushes to; anything else is a repository already."""
+    from patchline.build import load_recipes
+    from patchline.fleet._discover import split_reference
+
+    if "/" not in image and config.images:
+        for recipe in load_recipes(config):
+            if recipe.name == image:
+                return split_reference(recipe.target)[0]
+    return split_reference(image)[0]
+
+
+def service_spec(config: Config, service: ServiceConfig) -> ServiceSpec:
+    return ServiceSpec(name=service.name, repository=_repository(config, service.image), replicas=service.replicas,
+                       port=service.port, host_port=service.host_port, env=dict(service.env),
+                       command=service.command, podman_args=service.podman_args, health=service.health)
+
+
+def resolve_image(config: Config, store: Store, service: ServiceConfig, to: str | None) -> str:
+    """``repository@digest`` to roll out: ``--to`` (a digest or a full reference), else the recipe's current build."""
+    repository = _repository(config, service.image)
+    if to:
+        if "@" in to:
+            return to
+        if to.startswith("sha256:"):
+            return f"{repository}@{to}"
+        raise RolloutError(f"--to takes a digest (sha256:...) or repository@digest, not {to!r}")
+    builds = store.current_builds()
+    build = builds.get(service.image)
+    if build is None or not build.manifest_digest:
+        raise RolloutError(f"{service.name}: no pushed build of {service.image!r}; give --to DIGEST")
+    return f"{repository}@{build.manifest_digest}"
+
+
+def rollout_plan(config: Config, service: ServiceConfig, to_image: str, *, strategy: str | None = None
+                 ) -> RolloutPlan:
+    return RolloutPlan(spec=service_spec(config, service), to_image=to_image,
+                       strategy=Strategy(strategy or service.strategy), max_unavailable=service.max_unavailable,
+                       bake_seconds=service.bake_seconds)
+
+
+def make_target(config: Config, *, services: Sequence[ServiceConfig] = ()) -> RolloutTarget:
+    """The podman target, pulling through patchline's signature policy for the services' repositories."""
+    from patchline.rollout._podman import PodmanTarget
+
+    insecure = frozenset(config.registries.insecure)
+    if not config.rollout.require_signature:
+        return PodmanTarget(policy=None, insecure=insecure)
+    from patchline.sign import load_keys, lookaside_dir, write_policy, write_registries_d
+
+    keys = load_keys(config.sign)
+    scopes = sorted({_repository(config, s.image) for s in (services or config.services)})
+    policy = write_policy(config.sign, keys, scopes=scopes)
+    lookaside = lookaside_dir(config.sign)
+    for scope in scopes:
+        write_registries_d(config.sign, scope=scope, lookaside=lookaside)
+    return PodmanTarget(policy=policy, insecure=insecure)
+
+
+def rollout_service(config: Config, store: Store, name: str, *, to: str | None = None, strategy: str | None = None,
+                    target: RolloutTarget | None = None, progress: object = None) -> RolloutResult:
+    service = service_config(config, name)
+    image = resolve_image(config, store, service, to)
+    plan = rollout_plan(config, service, image, strategy=strategy)
+    return roll_out(store, target or make_target(config, services=[service]), plan,
+                    progress=progress if callable(progress) else None)
+
+
+def rollback_service(config: Config, store: Store, name: str, *, target: RolloutTarget | None = None,
+                     progress: object = None) -> RolloutResult:
+    """Roll the service back to the image it ran before its last successful rollout."""
+    service = service_config(config, name)
+    last = store.last_rollout(name, state="succeeded")
+    if last is None or not last.from_image:
+        raise RolloutError(f"{name}: no earlier image to roll back to")
+    plan = rollout_plan(config, service, last.from_image, strategy="rolling")
+    return roll_out(store, target or make_target(config, services=[service]), plan,
+                    progress=progress if callable(progress) else None)
+
+
+def resume_service_rollouts(config: Config, store: Store, *, target: RolloutTarget | None = None,
+                            progress: object = None) -> list[RolloutResult]:
+    say = progress if callable(progress) else None
+    out = []
+    for row in store.rollouts(unfinished=True):
+        service = service_config(config, row.service)
+        out.append(resume(store, target or make_target(config, services=[service]), row.id, progress=say))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    replica: Replica
+    probe: Probe
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    name: str
+    repository: str
+    replicas_wanted: int
+    replicas: tuple[ReplicaStatus, ...]
+    last_rollout: RolloutRow | None
+    unpromotable: tuple[str, ...]  # digests of this repository that are never rolled out
+
+    @property
+    def healthy(self) -> int:
+        return sum(1 for r in self.replicas if r.probe.healthy)
+
+    def as_dict(self) -> dict[str, object]:
+        last = self.last_rollout
+        return {
+            "name": self.name, "repository": self.repository, "replicas_wanted": self.replicas_wanted,
+            "healthy": self.healthy,
+            "replicas": [{"index": r.replica.index, "container": r.replica.container, "image": r.replica.image,
+                          "digest": digest_of(r.replica.image), "running": r.replica.running,
+                          "restarts": r.replica.restarts, "healthy": r.probe.healthy, "health": r.probe.detail,
+                          "host_port": r.replica.host_port} for r in self.replicas],
+            "last_rollout": None if last is None else {
+                "id": last.id, "state": last.state, "phase": last.phase, "from_image": last.from_image,
+                "to_image": last.to_image, "reason": last.reason, "started_at": last.started_at.isoformat(),
+                "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                "timings": dict(last.timings)},
+            "unpromotable": list(self.unpromotable),
+        }
+
+
+def service_status(config: Config, store: Store, target: RolloutTarget) -> list[ServiceStatus]:
+    out = []
+    bad = store.unpromotables()
+    for service in config.services:
+        spec = service_spec(config, service)
+        replicas = tuple(ReplicaStatus(r, target.probe(spec, r.index) if r.running
+                                       else Probe(False, "not running", 0.0))
+                         for r in target.replicas(service.name))
+        out.append(ServiceStatus(service.name, spec.repository, service.replicas, replicas,
+                                 store.last_rollout(service.name),
+                                 tuple(b.digest for b in bad if b.repository == spec.repository)))
+    return out

@@ -1,0 +1,1 @@
+"""Unit tests of patchline.sign: lookaside layout, registries.d, policy.json, the key directory."""
