@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import signal
 import threading
@@ -117,10 +118,13 @@ def deliver_command(
             with _store(db) as store:
                 if follow:
                     last: dict[str, str] = {}
+                    totals: dict[str, int] = {}
                     reports: list[DeliveryReport] = []
 
                     def seen(report: DeliveryReport) -> None:
                         reports[:] = [report]
+                        for sink in report.sinks:
+                            totals[sink.name] = totals.get(sink.name, 0) + sink.delivered
                         _follow_line(report, last)
 
                     with _stop_on_signals() as stop:
@@ -128,6 +132,9 @@ def deliver_command(
                                     max_backoff=config.max_backoff_seconds, on_report=seen)
                     report = reports[0] if reports else deliver(store, publishers, batch=batch,
                                                                 max_backoff=config.max_backoff_seconds)
+                    # The summary counts what the whole run delivered, not only its last pass.
+                    report = dataclasses.replace(report, sinks=tuple(
+                        dataclasses.replace(s, delivered=totals.get(s.name, s.delivered)) for s in report.sinks))
                 elif wait is not None:
                     report = deliver_until_empty(store, publishers, timeout=wait, batch=batch,
                                                  max_backoff=config.max_backoff_seconds)

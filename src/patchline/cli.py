@@ -410,6 +410,7 @@ from patchline import _cli_fleet  # noqa: E402,F401,I001
 from patchline import _cli_build  # noqa: E402,F401
 from patchline import _cli_keys  # noqa: E402,F401
 from patchline import _cli_rollout  # noqa: E402,F401
+from patchline import _cli_events  # noqa: E402,F401
 
 
 def main() -> None:

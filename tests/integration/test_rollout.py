@@ -144,7 +144,7 @@ host_port = {ports}
 strategy = "canary"
 bake_seconds = 3
 max_unavailable = 1
-health = {{ http = "/healthz", interval = 0.2, start_timeout = 20 }}
+health = {{ http = "/healthz", interval = 0.2, start_timeout = 8 }}
 """)
         config = load_config(fleet / "patchline.toml")
         repository = f"{registry.host}/example/web"

@@ -68,3 +68,51 @@ def test_update_source_must_be_http(tmp_path: Path) -> None:
     path.write_text('[[updates.sources]]\nurl = "file:///srv/mirror"\nsuite = "x"\n')
     with pytest.raises(ConfigError, match="http"):
         load_config(path)
+
+
+def test_the_example_files_commented_tables_are_valid_too(tmp_path: Path) -> None:
+    """Uncommenting the example's [[images]] and [[services]] blocks gives a valid file (the docs stay true)."""
+    lines = (ROOT / "patchline.example.toml").read_text().splitlines()
+    out = []
+    for line in lines:
+        body = line[2:] if line.startswith("# ") else line
+        if body.startswith(("[[images]]", "[[services]]", "glob =", "name =", "context =", "containerfile =", "target =",
+                            "args =", "build_target =", "max_age_days =", "tests =", '  "python3', "  { http",
+                            "]", "replicas =", "image =", "port =", "host_port =", "env =", "command =",
+                            "podman_args =", "strategy =", "max_unavailable =", "bake_seconds =", "auto_rollout =",
+                            "health =")):
+            out.append(body)
+        elif not line.startswith("#"):
+            out.append(line)
+    text = "\n".join(out)
+    path = tmp_path / "patchline.toml"
+    path.write_text(text)
+    config = load_config(path)
+    web = next(i for i in config.images if i.name == "web")
+    assert [t.command or t.http for t in web.tests] == ["python3 -c 'import app'", "/healthz"]
+    service = config.services[0]
+    assert (service.name, service.replicas, service.strategy, service.health.http) == ("web", 3, "canary",
+                                                                                     "/healthz")
+
+
+def test_the_example_fleet_is_valid() -> None:
+    config = load_config(ROOT / "examples" / "fleet" / "patchline.toml")
+    assert [s.name for s in config.services] == ["web", "web-admin"]
+    assert {i.name: len(i.tests) for i in config.images}["web"] == 2
+
+
+@pytest.mark.parametrize("text, why", [
+    ('[[images]]\nname = "a"\ncontext = "."\ntests = [{ http = "/x" }]\n', "port"),
+    ('[[images]]\nname = "a"\ncontext = "."\ntests = [{ command = "true", http = "/x", port = 1 }]\n', "exactly one"),
+    ('[[services]]\nname = "web"\nimage = "web"\nport = 8080\n', "host_port go together"),
+    ('[[services]]\nname = "web"\nimage = "web"\nhealth = { http = "/healthz" }\n', "needs port"),
+    ('[[services]]\nname = "Web!"\nimage = "web"\n', "pattern"),
+    ('[[services]]\nname = "w"\nimage = "w"\n[[services]]\nname = "w"\nimage = "v"\n', "unique"),
+    ('[[services]]\nname = "w"\nimage = "w"\nstrategy = "blue-green"\n', "strategy"),
+    ('[events]\nwebhooks = [{ url = "ftp://x" }]\n', "http"),
+])
+def test_bad_services_and_tests_are_refused(tmp_path: Path, text: str, why: str) -> None:
+    path = tmp_path / "patchline.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=why):
+        load_config(path)

@@ -5,6 +5,7 @@
 
 import json
 import os
+import signal
 import socket
 import sys
 import urllib.request
@@ -44,4 +45,6 @@ def check() -> int:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--check"]:
         sys.exit(check())
+    # As PID 1 the process gets no default SIGTERM action: without this, every stop waits out podman's timeout.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
