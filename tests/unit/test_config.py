@@ -76,9 +76,9 @@ def test_the_example_files_commented_tables_are_valid_too(tmp_path: Path) -> Non
     out = []
     for line in lines:
         body = line[2:] if line.startswith("# ") else line
-        if body.startswith(("[[images]]", "[[services]]", "glob =", "name =", "context =", "containerfile =", "target =",
-                            "args =", "build_target =", "max_age_days =", "tests =", '  "python3', "  { http",
-                            "]", "replicas =", "image =", "port =", "host_port =", "env =", "command =",
+        if body.startswith(("[[images]]", "[[services]]", "glob =", "name =", "context =", "containerfile =",
+                            "target =", "args =", "build_target =", "max_age_days =", "tests =", '  "python3',
+                            "  { http", "]", "replicas =", "image =", "port =", "host_port =", "env =", "command =",
                             "podman_args =", "strategy =", "max_unavailable =", "bake_seconds =", "auto_rollout =",
                             "health =")):
             out.append(body)
