@@ -46,10 +46,18 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+import patchline.rollout._podman as _podman_module  # noqa: E402
 from patchline._baseimage import build_debian_base, image_exists  # noqa: E402
 from patchline._config import Config, load_config  # noqa: E402
 from patchline.build import BuildStatus, plan_fleet, rebuild, rebuild_options  # noqa: E402
-from patchline.rollout import LABEL_SERVICE, PodmanTarget, make_target, rollout_service, service_config, service_spec  # noqa: E402
+from patchline.rollout import (  # noqa: E402
+    LABEL_SERVICE,
+    PodmanTarget,
+    make_target,
+    rollout_service,
+    service_config,
+    service_spec,
+)
 from patchline.rollout._podman import run_argv  # noqa: E402
 from patchline.sign import load_keys, policy_path, remove_registries_d_scope, stop_agent  # noqa: E402
 from patchline.store import open_store  # noqa: E402
@@ -192,29 +200,86 @@ def bench_bare(config: Config, images: tuple[str, str], rounds: int) -> dict[str
     return out
 
 
-def bench_patchline(config: Config, images: tuple[str, str], rounds: int) -> dict[str, list[dict[str, float]]]:
+class PodmanCalls:
+    """Times every podman call the podman target makes (its one subprocess helper, wrapped; nothing else changes)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+        self._original = _podman_module._podman
+
+    def __enter__(self) -> PodmanCalls:
+        def timed(argv: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+            started = time.perf_counter()
+            proc = self._original(argv, **kwargs)
+            name = " ".join(argv[1:3]) if argv[1] == "container" else argv[1]
+            if name == "run" and proc.returncode != 0:
+                name = "run, failed (name in use)" if "already in use" in proc.stderr else "run, failed"
+            self.calls.append((name, time.perf_counter() - started))
+            return proc
+
+        _podman_module._podman = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _podman_module._podman = self._original
+
+    def take(self) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for name, seconds in self.calls:
+            out.setdefault(name, []).append(seconds)
+        self.calls = []
+        return out
+
+
+def bench_patchline(config: Config, images: tuple[str, str], rounds: int
+                    ) -> tuple[dict[str, list[dict[str, float]]], dict[str, list[dict[str, list[float]]]]]:
     assert config.store.url is not None
     out: dict[str, list[dict[str, float]]] = {"canary": [], "rolling": []}
-    with open_store(config.store.url) as store:
+    calls: dict[str, list[dict[str, list[float]]]] = {"canary": [], "rolling": []}
+    with open_store(config.store.url) as store, PodmanCalls() as podman:
         result = rollout_service(config, store, SERVICE, to=images[0], strategy="all-at-once")
         if not result.ok:
             raise SystemExit(f"the first rollout failed: {result.reason}")
         for number in range(rounds):
             for strategy, image in (("canary", images[1]), ("rolling", images[0])):
+                podman.take()
                 started = time.perf_counter()
                 result = rollout_service(config, store, SERVICE, to=image, strategy=strategy)
                 wall = time.perf_counter() - started
                 if not result.ok:
                     raise SystemExit(f"round {number + 1}, {strategy}: {result.state}: {result.reason}")
                 out[strategy].append({"wall": wall, **{k: float(v) for k, v in result.timings.items()}})
+                calls[strategy].append(podman.take())
             c, r = out["canary"][-1], out["rolling"][-1]
             print(f"  round {number + 1}: canary {c['wall']:.2f} s (bake {c['bake']:.2f} s), "
                   f"rolling {r['wall']:.2f} s", flush=True)
-    return out
+    return out, calls
 
 
 def _median(rows: list[dict[str, float]], key: str) -> float:
     return statistics.median(row.get(key, 0.0) for row in rows)
+
+
+def summarize_calls(calls: dict[str, list[dict[str, list[float]]]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per strategy and kind of podman call: (median count, median seconds) per rollout."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for strategy, rollouts in calls.items():
+        kinds = sorted({k for r in rollouts for k in r})
+        out[strategy] = {k: (statistics.median(len(r.get(k, [])) for r in rollouts),
+                             statistics.median(sum(r.get(k, [])) for r in rollouts)) for k in kinds}
+    return out
+
+
+def print_calls(calls: dict[str, dict[str, tuple[float, float]]]) -> None:
+    print("\npodman calls of the podman target per rollout (pulls excluded), median count and seconds")
+    kinds = sorted({k for per in calls.values() for k in per}, key=lambda k: -calls["canary"].get(k, (0, 0))[1])
+    print(f"  {'':<40} {'canary':>12} {'rolling':>12}")
+    for kind in kinds:
+        cells = []
+        for strategy in ("canary", "rolling"):
+            count, seconds = calls[strategy].get(kind, (0, 0.0))
+            cells.append(f"{count:g} x, {seconds:.2f}")
+        print(f"  podman {kind:<33} {cells[0]:>12} {cells[1]:>12}")
 
 
 def summarize(bare: dict[str, list[float]], runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
@@ -261,7 +326,7 @@ def print_table(s: dict[str, Any], rounds: int, bake: float, interval: float) ->
         "wall - pull - start - health - bake")
     row("    of which store writes (engine 'record'), s", f"{c['record']:.3f}", f"{r['record']:.3f}")
     row("    engine's own 'overhead' figure, s", f"{c['overhead']:.3f}", f"{r['overhead']:.3f}", "",
-        "total - pull - start - health - bake (see note)")
+        "total - pull - start - health - bake (see bench/README.md)")
     print("  per replica")
     row("  start, ms", f"{c['start_per_replica'] * ms:.0f}", f"{r['start_per_replica'] * ms:.0f}",
         f"{b['rm_run'] * ms:.0f}", f"bare rm -f {b['rm'] * ms:.0f} + run -d {b['run'] * ms:.0f}")
@@ -288,11 +353,14 @@ def cleanup(config: Config | None, registry_host: str | None) -> None:
         remove_registries_d_scope(config.sign, f"{registry_host}/example/base")
     with contextlib.suppress(Exception):
         stop_agent(load_keys(config.sign))
-    names = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
-                           text=True, check=False).stdout.split()
-    mine = [n for n in names if n.startswith(registry_host + "/")]
-    if mine:
-        subprocess.run(["podman", "rmi", "-f", *mine], capture_output=True, check=False)
+    # By name: the images pulled by digest have no tag (`podman images` shows `<none>`), and an image ID may be
+    # shared with another registry's copy of the same reproducible build, which must stay.
+    listed = subprocess.run(["podman", "images", "--format", "json"], capture_output=True, text=True, check=False)
+    with contextlib.suppress(json.JSONDecodeError):
+        mine = [name for image in json.loads(listed.stdout or "[]") for name in image.get("Names") or []
+                if name.startswith(registry_host + "/")]
+        if mine:
+            subprocess.run(["podman", "rmi", *mine], capture_output=True, check=False)
 
 
 def main() -> None:
@@ -334,18 +402,22 @@ def main() -> None:
             started = time.perf_counter()
             images = _build_two_digests(config)
             print(f"  {time.perf_counter() - started:.0f} s: A {images[0].rpartition('@')[2][:19]}, "
-                  f"B {images[1].rpartition('@')[2][:19]}; ports {port}-{port + REPLICAS - 1}", flush=True)
+                  f"B {images[1].rpartition('@')[2][:19]} in {registry.host}; ports {port}-{port + REPLICAS - 1}",
+                  flush=True)
             target = make_target(config)  # writes the policy and registries.d scope the bare pulls use too
             if isinstance(target, PodmanTarget):
                 target.close()
             print(f"baseline: bare podman, {args.rounds} round(s) of {REPLICAS} replacements", flush=True)
             bare = bench_bare(config, images, args.rounds)
             print(f"patchline: {args.rounds} round(s) of canary A -> B and rolling B -> A", flush=True)
-            runs = bench_patchline(config, images, args.rounds)
+            runs, calls = bench_patchline(config, images, args.rounds)
             summary = summarize(bare, runs)
+            call_summary = summarize_calls(calls)
             print_table(summary, args.rounds, args.bake, args.interval)
+            print_calls(call_summary)
             if args.json:
                 args.json.write_text(json.dumps({"summary": summary, "bare": bare, "runs": runs,
+                                                 "podman_calls": call_summary,
                                                  "rounds": args.rounds, "bake": args.bake,
                                                  "interval": args.interval, "init": not args.no_init},
                                                 indent=2))

@@ -215,6 +215,68 @@ def test_a_failed_build_blocks_its_dependants_only(tmp_path: Path, registry: Run
 
 
 @pytest.mark.usefixtures("forget_local_images")
+def test_image_tests_gate_the_push_and_a_failure_is_unpromotable(tmp_path: Path, registry: RunningRegistry,
+                                                                  debian_base_image: BuiltImage) -> None:
+    """[[images]] tests run in containers of the new image before the push: commands and HTTP checks."""
+    local = "ARG PATCHLINE_REGISTRY\nFROM ${PATCHLINE_REGISTRY}/example/%s:latest\n"
+    serve = ('RUN mkdir -p /www && echo ok > /www/healthz\n'
+             'COPY busybox /bin/busybox\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n')
+    for name, text in {"base": f"FROM {debian_base_image.reference}\nRUN echo base > /etc/fleet-base\n",
+                       "good": local % "base" + serve,
+                       "bad": local % "base" + "RUN echo bad > /etc/bad\n",
+                       "bad-child": local % "bad" + "RUN true\n"}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Containerfile").write_text(text)
+    shutil.copy("/bin/busybox", tmp_path / "good" / "busybox")
+    images = """
+[[images]]
+name = "base"
+context = "base"
+tests = ["test -f /etc/fleet-base"]
+
+[[images]]
+name = "good"
+context = "good"
+tests = ["grep -q base /etc/fleet-base", { http = "/healthz", port = 8080, body = "^ok", timeout = 20 }]
+
+[[images]]
+name = "bad"
+context = "bad"
+tests = ["test -f /etc/bad", "echo checking; exit 3", { http = "/healthz", port = 8080, timeout = 3 }]
+
+[[images]]
+name = "bad-child"
+context = "bad-child"
+"""
+    config = write_config(tmp_path, registry, update_sources=False, pending="none", images=images)
+    with open_store(config.store.url) as store:
+        _plan, report = run_rebuild(config, store)
+        statuses = {r.name: r.status for r in report.results}
+        assert statuses == {"base": BuildStatus.BUILT, "good": BuildStatus.BUILT, "bad": BuildStatus.VERIFY_FAILED,
+                            "bad-child": BuildStatus.BLOCKED}, [(r.name, r.error) for r in report.results]
+        good = next(r for r in report.results if r.name == "good")
+        assert good.verification is not None and [t["passed"] for t in good.verification.tests] == [True, True]
+        bad = next(r for r in report.results if r.name == "bad")
+        assert bad.verification is not None
+        outcomes = {str(t["name"]): t for t in bad.verification.tests}
+        assert [t["passed"] for t in bad.verification.tests] == [True, False, False]
+        assert outcomes["echo checking; exit 3"]["detail"].startswith("exit 3")
+        assert "checking" in Path(str(outcomes["echo checking; exit 3"]["log"])).read_text()
+        assert "tests failed" in bad.error
+        # Never pushed, recorded as unpromotable, reported on the outbox.
+        tags = httpx.get(f"{registry.url}/v2/example/bad/tags/list")
+        assert tags.status_code == 404 or not tags.json().get("tags")
+        assert bad.config_digest is not None and store.unpromotable(bad.config_digest) is not None
+        failed = store.events(types=["image.verify_failed"])
+        assert [e.data["recipe"] for e in failed] == ["bad"]
+        rebuilt = {e.data["recipe"] for e in store.events(types=["image.rebuilt"])}
+        assert rebuilt == {"base", "good"}
+        assert not [c for c in subprocess.run(["podman", "ps", "-a", "--filter", "label=io.patchline.test",
+                                                "--format", "{{.Names}}"], capture_output=True, text=True,
+                                               check=True).stdout.split() if c]
+
+
+@pytest.mark.usefixtures("forget_local_images")
 def test_a_registry_that_goes_away_records_nothing_as_built(tmp_path: Path, registry: RunningRegistry,
                                                            debian_base_image: BuiltImage) -> None:
     (tmp_path / "base").mkdir()
