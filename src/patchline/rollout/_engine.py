@@ -216,12 +216,14 @@ class _Driver:
         pending = [r.index for r in row.replicas if r.index not in done]
         t_all = time.monotonic()
         try:
-            if self.plan.strategy is Strategy.CANARY and 0 in pending:
-                self._timed_record(self.store.update_rollout, self.id, phase="canary")
-                self.replace([0], self.plan.to_image, state_during="replacing", state_after="ready",
-                             event=EventType.ROLLOUT_REPLICA_UPDATED)
+            # A canary killed during its bake is baked again in full: the bake is what proves it.
+            if self.plan.strategy is Strategy.CANARY and (0 in pending or row.phase.startswith(("canary", "bake"))):
+                if 0 in pending:
+                    self._timed_record(self.store.update_rollout, self.id, phase="canary")
+                    self.replace([0], self.plan.to_image, state_during="replacing", state_after="ready",
+                                 event=EventType.ROLLOUT_REPLICA_UPDATED)
+                    pending.remove(0)
                 self.bake([0], self.plan.bake_seconds)
-                pending.remove(0)
             for number, wave in enumerate(self.waves(pending), 1):
                 self._timed_record(self.store.update_rollout, self.id, phase=f"wave {number}")
                 # The wave's size bounds how many replicas are down at once (max_unavailable).

@@ -250,3 +250,24 @@ def _resume_as_other_owner(store: Store, target: MemoryTarget, rollout_id: int, 
     with store.engine.begin() as conn:
         conn.execute(update(Rollout).where(Rollout.id == rollout_id).values(owner=f"{socket.gethostname()}:999999"))
     return resume(store, target, rollout_id)
+
+
+def test_killed_during_the_bake_the_canary_is_baked_again_before_the_waves(store: Store) -> None:
+    class Baking(MemoryTarget):
+        def probe(self, spec: ServiceSpec, index: int) -> Probe:
+            unfinished = store.rollouts(service="web", unfinished=True)
+            if unfinished and unfinished[0].phase.startswith("bake"):
+                raise Crash("killed while baking")
+            return super().probe(spec, index)
+
+    target = _fleet()
+    with pytest.raises(Crash):
+        roll_out(store, Baking(slots=target.slots), _plan(Strategy.CANARY, bake=0.3))
+    row = store.rollouts(service="web", unfinished=True)[0]
+    assert row.phase.startswith("bake") and [r.state for r in row.replicas] == ["ready", "pending", "pending"]
+    import patchline.rollout._engine as engine
+
+    result = _resume_as_other_owner(store, target, row.id, engine)
+    assert result.state is RolloutState.SUCCEEDED
+    assert store.rollout(row.id).timings["bake"] >= 0.3  # baked again after the restart
+    assert {s.image for s in target.slots.values()} == {NEW}
