@@ -203,13 +203,9 @@ def bench_rebuild(workdir: Path, repeat: int) -> dict[str, Any]:
 
 
 def subprocess_cleanup(host: str) -> None:
-    import subprocess
+    from tests.support.registry import forget_local_images_of
 
-    names = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
-                           text=True, check=False).stdout.split()
-    mine = [n for n in names if n.startswith(host + "/")]
-    if mine:
-        subprocess.run(["podman", "rmi", "-f", *mine], capture_output=True, check=False)
+    forget_local_images_of(host)
 
 
 def main() -> None:

@@ -12,14 +12,15 @@ PID 1 ignores SIGTERM: without it every replacement waits podman's 3 s stop time
 
 baseline (bare podman, the same ports and the same ``podman run`` flags as patchline's replicas): ``--rounds``
 times, each of the 3 replicas replaced by hand: ``podman rm -f`` + ``podman run -d`` of the other digest, then
-GET /healthz every 10 ms until it answers; and ``podman pull`` of each digest through the same signature policy.
+GET /healthz every 10 ms until it answers; before them, ``podman pull`` of that digest through the same policy.
 
 patchline: the service is first put on digest A (all-at-once, not timed); then each round rolls A -> B with
 ``canary`` (``--bake`` s) and B -> A with ``rolling`` (no bake), through ``rollout_service``. Timed: the call
 (new digest given -> every replica on it and healthy), and the engine's own figures (pull, start, health, bake,
 record). Reported, medians over the rounds: the breakdown, patchline's overhead per replica
 ``(wall - pull - start - health - bake) / replicas`` (target < 200 ms), start per replica minus the bare
-``rm -f`` + ``run -d``, and the wall against a bare rollout (pull + 3 x (rm -f + run -d + first /healthz answer)).
+``rm -f`` + ``run -d``, and the wall against a bare rollout (pull + 3 x (rm -f + run -d + first /healthz answer));
+then the podman calls the podman target made per rollout, by kind (its subprocess helper is wrapped to time them).
 
 Not a test: it prints figures, targets and ratios.
 """
@@ -30,9 +31,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -67,21 +66,6 @@ SERVICE = "bench-web"
 BARE = "bench-web-bare"  # the baseline's containers: the same flags, their own names and labels
 REPLICAS = 3
 TARGET_OVERHEAD_MS = 200.0
-
-
-def _free_run(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(200):
-        first = random.randint(20000, 40000)
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(first, first + count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise SystemExit("no run of free loopback ports")
 
 
 def _sh(*argv: str) -> str:
@@ -353,14 +337,9 @@ def cleanup(config: Config | None, registry_host: str | None) -> None:
         remove_registries_d_scope(config.sign, f"{registry_host}/example/base")
     with contextlib.suppress(Exception):
         stop_agent(load_keys(config.sign))
-    # By name: the images pulled by digest have no tag (`podman images` shows `<none>`), and an image ID may be
-    # shared with another registry's copy of the same reproducible build, which must stay.
-    listed = subprocess.run(["podman", "images", "--format", "json"], capture_output=True, text=True, check=False)
-    with contextlib.suppress(json.JSONDecodeError):
-        mine = [name for image in json.loads(listed.stdout or "[]") for name in image.get("Names") or []
-                if name.startswith(registry_host + "/")]
-        if mine:
-            subprocess.run(["podman", "rmi", *mine], capture_output=True, check=False)
+    from tests.support.registry import forget_local_images_of
+
+    forget_local_images_of(registry_host)
 
 
 def main() -> None:
@@ -377,7 +356,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"skipped: {', '.join(missing)} not installed: run scripts/setup-host.sh")
 
-    from tests.support.registry import start_registry
+    from tests.support.registry import free_port_run, start_registry
 
     if not image_exists(DEMO_BASE):
         print(f"building {DEMO_BASE} with debootstrap (once per machine, ~35 s)", flush=True)
@@ -394,7 +373,7 @@ def main() -> None:
     try:
         with start_registry(work / "registry") as registry:
             registry_host = registry.host
-            port = _free_run(REPLICAS)
+            port = free_port_run(REPLICAS)
             (fleet / "patchline.toml").write_text(
                 _config_text(work, registry.host, port, args.bake, args.interval, init=not args.no_init))
             config = load_config(fleet / "patchline.toml")

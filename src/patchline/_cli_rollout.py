@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -50,6 +51,20 @@ def _result_dict(result: RolloutResult) -> dict[str, Any]:
             "timings": dict(result.timings)}
 
 
+def _run(db: str | None, fmt: Format, work: Callable[[Config, Store], list[RolloutResult]]) -> None:
+    """Run rollouts, deliver the events they wrote (even when one fails), render, set the exit code."""
+    try:
+        config = state.config()
+        with _store(db) as store:
+            try:
+                results = work(config, store)
+            finally:
+                deliver_events(config, store)
+    except Error as exc:
+        _fail(exc)
+    _finish(results, fmt)
+
+
 def _finish(results: list[RolloutResult], fmt: Format) -> None:
     if fmt is Format.JSON:
         _emit(None, text=_dump("patchline/rollout/v1", {"rollouts": [_result_dict(r) for r in results]}))
@@ -83,25 +98,18 @@ def rollout(
     """
     from patchline.rollout import resume_service_rollouts, rollout_service
 
-    fmt = _format(output_format, json_output)
     if strategy is not None and strategy not in ("rolling", "canary", "all-at-once"):
         _fail(Error(f"unknown strategy {strategy!r}: rolling, canary or all-at-once"))
     if service is None and not resume_only:
         _fail(Error("name a service (or --resume to finish unfinished rollouts)"))
-    try:
-        config = state.config()
-        with _store(db) as store:
-            try:
-                if resume_only:
-                    results = resume_service_rollouts(config, store, progress=_say)
-                else:
-                    assert service is not None
-                    results = [rollout_service(config, store, service, to=to, strategy=strategy, progress=_say)]
-            finally:
-                deliver_events(config, store)
-    except Error as exc:
-        _fail(exc)
-    _finish(results, fmt)
+
+    def work(config: Config, store: Store) -> list[RolloutResult]:
+        if resume_only:
+            return resume_service_rollouts(config, store, progress=_say)
+        assert service is not None
+        return [rollout_service(config, store, service, to=to, strategy=strategy, progress=_say)]
+
+    _run(db, _format(output_format, json_output), work)
 
 
 @app.command()
@@ -114,17 +122,8 @@ def rollback(
     """Roll a service back to the image it ran before its last successful rollout (one replica at a time)."""
     from patchline.rollout import rollback_service
 
-    fmt = _format(output_format, json_output)
-    try:
-        config = state.config()
-        with _store(db) as store:
-            try:
-                results = [rollback_service(config, store, service, progress=_say)]
-            finally:
-                deliver_events(config, store)
-    except Error as exc:
-        _fail(exc)
-    _finish(results, fmt)
+    _run(db, _format(output_format, json_output),
+         lambda config, store: [rollback_service(config, store, service, progress=_say)])
 
 
 def _status_table(statuses: list[ServiceStatus], console: Console) -> None:

@@ -22,7 +22,7 @@ from patchline.build import BuildStatus, ReasonCode, plan_fleet, rebuild, rebuil
 from patchline.store import Store, open_store
 from tests.support.aptrepo import AptRepo
 from tests.support.images import BuiltImage
-from tests.support.registry import RunningRegistry, require_tools
+from tests.support.registry import RunningRegistry, forget_local_images_of, require_tools
 
 pytestmark = pytest.mark.usefixtures("_build_tools")
 
@@ -40,11 +40,7 @@ def _build_tools() -> None:
 def forget_local_images(registry: RunningRegistry) -> Iterator[None]:
     """Remove the images the builds tagged for this test's registry from local storage afterwards."""
     yield
-    names = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
-                           text=True, check=False).stdout.split()
-    mine = [n for n in names if n.startswith(registry.host + "/")]
-    if mine:
-        subprocess.run(["podman", "rmi", "-f", *mine], capture_output=True, check=False)
+    forget_local_images_of(registry.host)
 
 
 def write_config(directory: Path, registry: RunningRegistry, *, base: BuiltImage | None = None,

@@ -9,10 +9,8 @@ import contextlib
 import dataclasses
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +30,13 @@ from patchline.sign import remove_registries_d_scope, sign_options, sign_pushed,
 from patchline.store import Store, open_store
 from tests.support.images import BuiltImage
 from tests.support.rabbitmq import AmqpConsumer, RunningRabbitMQ
-from tests.support.registry import RunningRegistry, require_tools, start_registry
+from tests.support.registry import (
+    RunningRegistry,
+    forget_local_images_of,
+    free_port_run,
+    require_tools,
+    start_registry,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,21 +59,6 @@ class World:
     def store(self) -> Store:
         assert self.config.store.url is not None
         return open_store(self.config.store.url)
-
-
-def _free_run(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(200):
-        first = random.randint(20000, 40000)
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(first, first + count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise RuntimeError("no run of free ports")
 
 
 def _sh(*argv: str) -> str:
@@ -106,7 +95,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, debian_base_image: BuiltImag
     fleet.mkdir()
     for name in ("base", "web"):
         shutil.copytree(EXAMPLES / name, fleet / name)
-    ports = _free_run(3)
+    ports = free_port_run(3)
     with start_registry(tmp / "registry") as registry:
         (fleet / "patchline.toml").write_text(f"""
 [registries]
@@ -178,10 +167,7 @@ health = {{ http = "/healthz", interval = 0.2, start_timeout = 8 }}
                 options = sign_options(config)
                 if options is not None:
                     stop_agent(options.keys)
-            images = _sh("podman", "images", "--format", "{{.Repository}}:{{.Tag}}").split()
-            mine = [i for i in images if i.startswith(registry.host + "/")]
-            if mine:
-                subprocess.run(["podman", "rmi", "-f", *mine], capture_output=True, check=False)
+            forget_local_images_of(registry.host)
 
 
 def _deliver(world: World, store: Store) -> None:

@@ -30,6 +30,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -716,3 +717,32 @@ def stub_registry() -> Iterator[StubRegistry]:
         yield stub
     finally:
         stub.close()
+
+
+def forget_local_images_of(host: str) -> None:
+    """Remove from podman storage every name of registry ``host``: by name, not by ``REPO:TAG`` (images pulled
+    by digest have no tag) and not by ID (a reproducible build shares its ID with another registry's copy,
+    which must stay)."""
+    listing = subprocess.run(["podman", "images", "--format", "json"], capture_output=True, text=True, check=False)
+    try:
+        images = json.loads(listing.stdout or "[]") if listing.returncode == 0 else []
+    except json.JSONDecodeError:
+        return
+    mine = sorted({n for i in images for n in i.get("Names") or () if n.startswith(host + "/")})
+    if mine:
+        subprocess.run(["podman", "rmi", *mine], capture_output=True, check=False)
+
+
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (replica N of a service listens on first + N)."""
+    for _ in range(200):
+        first = random.randint(20000, 40000)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError(f"no run of {count} free loopback ports")

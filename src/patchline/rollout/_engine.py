@@ -351,7 +351,7 @@ def roll_out(store: Store, target: RolloutTarget, plan: RolloutPlan, *, progress
                              finished=True, events=[EventDraft(EventType.ROLLOUT_FAILED, plan.spec.name, {
                                  "service": plan.spec.name, "image": plan.to_image, "reason": str(exc)})])
         raise
-    timings["pull"] = time.monotonic() - t
+    timings["pull"] = timings["total"] = time.monotonic() - t  # the rollout's clock starts with the pull
     check_promotable(store, plan.to_image, image_id=image_id)
     replicas = [(i, by_index.get(i)) for i in range(plan.spec.replicas)]
     rollout_id = store.start_rollout(

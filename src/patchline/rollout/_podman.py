@@ -60,7 +60,6 @@ _TIMEOUT = 60.0  # seconds for podman's bookkeeping calls (ps, inspect, run -d, 
 _PULL_TIMEOUT = 1800.0  # seconds; a big image over a slow link
 _STOP_GRACE = 2.0  # seconds a timed-out `podman exec` gets to exit after SIGTERM
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_NAME_IN_USE = re.compile(r"name .* is already in use")  # not "address already in use": a port clash
 _NO_SUCH_CONTAINER = re.compile(r"no such container", re.IGNORECASE)
 # How containers/image words a refusal by the signature policy ("Source image rejected: Running image ...
 # is rejected by policy.", "... A signature was required, but no signature exists", "Invalid GPG signature").
@@ -132,15 +131,11 @@ class PodmanTarget:
         argv = run_argv(spec, index, image=image, image_id=image_id, rollout_id=rollout_id,
                         stop_timeout=self._stop_timeout)
         name = spec.container_name(index)
-        # One podman call when the slot is free (the usual case); only a name clash costs a removal.
+        # One podman call, occupied slot or not: --replace stops and removes whatever holds the name.
         proc = _podman(argv, check=False)
-        if proc.returncode != 0 and _NAME_IN_USE.search(proc.stderr):
-            self.remove(spec, index)
-            proc = _podman(argv, check=False)
         if proc.returncode != 0:
-            if not _NAME_IN_USE.search(proc.stderr):
-                # A run that fails to start (a port in use) leaves its container created: free the slot.
-                _podman(["podman", "rm", "--force", "--ignore", name], check=False)
+            # A run that fails to start (a port in use) leaves its container created: free the slot.
+            _podman(["podman", "rm", "--force", "--ignore", name], check=False)
             raise HostError(f"podman run of {name} failed: {_tail(proc.stderr)}", detail=proc.stderr)
         container_id = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         if not _HEX64.match(container_id):
@@ -192,7 +187,7 @@ def run_argv(spec: ServiceSpec, index: int, *, image: str, image_id: str, rollou
     timeout), so they can change them, and before the name and labels, so they
     cannot change what identifies the replica.
     """
-    argv = ["podman", "run", "--detach", "--restart", RESTART_POLICY, "--stop-timeout", str(stop_timeout),
+    argv = ["podman", "run", "--detach", "--replace", "--restart", RESTART_POLICY, "--stop-timeout", str(stop_timeout),
             *spec.podman_args,
             "--name", spec.container_name(index),
             "--label", f"{LABEL_SERVICE}={spec.name}",

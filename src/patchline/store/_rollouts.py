@@ -12,7 +12,7 @@ from sqlalchemy import Connection, insert, or_, select, update
 
 from patchline.errors import StoreError
 from patchline.events.interface import EventDraft
-from patchline.store._outbox import add_events
+from patchline.store._outbox import _now, _utc, add_events
 from patchline.store._schema import Rollout, RolloutReplica, Unpromotable
 
 UNFINISHED = ("running", "rolling-back")
@@ -58,16 +58,6 @@ class UnpromotableRow:
     stage: str
     reason: str
     recorded_at: dt.datetime
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class RolloutRecords:
