@@ -213,7 +213,7 @@ def _status_table(rows: list[dict[str, Any]], console: Console) -> None:
                       str(r["attempts"] or ""), _when(r["next_attempt_at"]), escape(r["last_error"]))
     console.print(table)
     if not rows:
-        console.print("no sinks: none configured ([events] in patchline.toml) and none delivered to before")
+        console.print("no sinks: none configured (\\[events] in patchline.toml) and none delivered to before")
 
 
 @events_app.command("status")

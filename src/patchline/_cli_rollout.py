@@ -127,6 +127,8 @@ def rollback(
 
 
 def _status_table(statuses: list[ServiceStatus], console: Console) -> None:
+    if not statuses:
+        console.print(escape("no services: add [[services]] to patchline.toml"))
     for s in statuses:
         last = s.last_rollout
         title = (f"{s.name}  {s.healthy}/{s.replicas_wanted} healthy  {s.repository}"
