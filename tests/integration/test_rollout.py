@@ -162,7 +162,8 @@ health = {{ http = "/healthz", interval = 0.2, start_timeout = 8 }}
                         f"{repository}@{web.manifest_digest}", f"{repository}@{web2.manifest_digest}", bad, unsigned)
         finally:
             _remove_service_containers()
-            remove_registries_d_scope(config.sign, repository)
+            for name in ("base", "web"):
+                remove_registries_d_scope(config.sign, f"{registry.host}/example/{name}")
             with contextlib.suppress(Exception):
                 options = sign_options(config)
                 if options is not None:
