@@ -29,17 +29,10 @@ def _say(line: str) -> None:
 
 def deliver_events(config: Config, store: Store) -> None:
     """Best effort after a state change: what cannot be delivered now waits in the outbox."""
-    from patchline.events import deliver, publishers_from_config
+    from patchline.events import deliver_configured
 
-    publishers = publishers_from_config(config.events)
-    if not publishers:
-        return
-    try:
-        report = deliver(store, publishers, max_backoff=config.events.max_backoff_seconds)
-    finally:
-        for publisher in publishers:
-            publisher.close()
-    for sink in report.sinks:
+    report = deliver_configured(store, config.events)
+    for sink in report.sinks if report is not None else ():
         if sink.failed:
             stderr.print(f"[yellow]events: {escape(sink.name)}: {escape(sink.error)}; {sink.backlog} event(s) kept "
                          "in the outbox (`patchline events deliver` retries)[/]")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Literal
 
@@ -274,6 +274,37 @@ class RolloutConfig(_Section):
     require_signature: bool = Field(default=True, description="Pull only images signed by patchline's key")
 
 
+class PipelineConfig(_Section):
+    """What `patchline run` does without a person: every knob has a safe default."""
+
+    interval_minutes: float = Field(default=60.0, gt=0, description="Between runs of `patchline run` (it also "
+                                    "runs at once on `patchline trigger`)")
+    rebuild_reasons: tuple[str, ...] = Field(
+        default=("never-built", "recipe-changed", "base-updated", "base-rebuilt", "pending-updates",
+                 "fixable-advisory", "max-age", "forced"),
+        description="Plan reasons that rebuild automatically; an image dirty for other reasons waits")
+    min_severity: Literal["none", "low", "medium", "high", "critical"] = Field(
+        default="none", description="A fixable advisory below this severity does not rebuild automatically")
+    max_parallel_rollouts: int = Field(default=1, ge=1, description="Services rolling out at once (a fleet wave)")
+    quiet_hours: tuple[str, ...] = Field(default=(), description="UTC windows like \"22:00-06:00\" with no "
+                                         "rollouts; none by default: there is no patch window")
+    lease_seconds: float = Field(default=300.0, gt=0, description="A step's lease; renewed while it runs")
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _windows(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for window in value:
+            start, sep, end = window.partition("-")
+            try:
+                time.fromisoformat(start)
+                time.fromisoformat(end)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise ValueError(f"a quiet-hours window is HH:MM-HH:MM, not {window!r}")
+        return value
+
+
 class IgnoreRule(_Section):
     """Move a finding to the ignored list, with a reason, until it expires."""
 
@@ -297,6 +328,7 @@ class Config(_Section):
     events: EventsConfig = EventsConfig()
     rollout: RolloutConfig = RolloutConfig()
     services: tuple[ServiceConfig, ...] = ()
+    pipeline: PipelineConfig = PipelineConfig()
     ignore: tuple[IgnoreRule, ...] = ()
     source: Path | None = Field(default=None, exclude=True, description="The file this was read from")
 

@@ -367,50 +367,15 @@ def scan(
         raise typer.Exit(1)
 
 
-DEMO_IMAGE = "localhost/patchline-demo/debian:bookworm"
-
-
-@app.command()
-def demo(
-    image: Annotated[str, typer.Option(help="Tag of the demo base image in podman storage.")] = DEMO_IMAGE,
-    suite: Annotated[str, typer.Option(help="Debian suite to debootstrap.")] = "bookworm",
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build the base image even if it exists.")] = False,
-    sbom_output: Annotated[
-        Path | None, typer.Option("--sbom", help="Also write the CycloneDX SBOM to this file.")
-    ] = None,
-) -> None:
-    """The main job on embedded defaults: build a real Debian image, then inventory it.
-
-    The image is built once with debootstrap from the host's own Debian mirror
-    (read from its apt sources) and kept in podman storage; later runs reuse it.
-    """
-    from patchline._baseimage import build_debian_base, image_exists
-
-    try:
-        config = state.config()
-        if rebuild or not image_exists(image):
-            with stderr.status(f"building {image}") as status:
-                build_debian_base(image, suite=suite, progress=lambda line: status.update(line))
-        else:
-            stderr.print(f"using {image} from podman storage (--rebuild to build it again)")
-        inventory = _scan(f"containers-storage:{image}", platform=None, insecure=False, use_cache=True,
-                          catalogers=None, config=config)
-        render_table(inventory, _stdout_console())
-        if sbom_output is not None:
-            from patchline.sbom import render_sbom
-
-            sbom_output.write_text(render_sbom(inventory, "cyclonedx"), encoding="utf-8")
-            stderr.print(f"wrote the CycloneDX SBOM to {sbom_output}")
-    except Error as exc:
-        _fail(exc)
-
-
 # The fleet commands register themselves on `app`; imported here so that `patchline --help` lists them.
 from patchline import _cli_fleet  # noqa: E402,F401,I001
 from patchline import _cli_build  # noqa: E402,F401
 from patchline import _cli_keys  # noqa: E402,F401
 from patchline import _cli_rollout  # noqa: E402,F401
 from patchline import _cli_events  # noqa: E402,F401
+from patchline import _cli_pipeline  # noqa: E402,F401
+from patchline import _cli_report  # noqa: E402,F401
+from patchline import _cli_demo  # noqa: E402,F401
 
 
 def main() -> None:

@@ -151,6 +151,18 @@ def deliver(store: Store, publishers: Sequence[Publisher], *, batch: int = 500, 
     return DeliveryReport(sinks, time.monotonic() - started)
 
 
+def deliver_configured(store: Store, config: EventsConfig) -> DeliveryReport | None:
+    """One delivery pass to the sinks of ``[events]`` (None when there are none); connections are closed after."""
+    publishers = publishers_from_config(config)
+    if not publishers:
+        return None
+    try:
+        return deliver(store, publishers, max_backoff=config.max_backoff_seconds)
+    finally:
+        for publisher in publishers:
+            publisher.close()
+
+
 def deliver_until_empty(store: Store, publishers: Sequence[Publisher], *, timeout: float, batch: int = 500,
                         max_backoff: float = 300.0, poll: float = 0.1) -> DeliveryReport:
     """Deliver, retrying failed sinks when their backoff ends, until no sink has a backlog or ``timeout``

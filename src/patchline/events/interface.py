@@ -24,6 +24,7 @@ class EventType(enum.StrEnum):
     ROLLOUT_ROLLING_BACK = "rollout.rolling_back"
     ROLLOUT_ROLLED_BACK = "rollout.rolled_back"
     ROLLOUT_FAILED = "rollout.failed"
+    RUN_FINISHED = "run.finished"
 
 
 ROUTING_PREFIX = "patchline."  # AMQP routing key: patchline.image.rebuilt

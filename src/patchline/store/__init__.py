@@ -12,6 +12,7 @@ from patchline.store._builds import BuildRow, FixableRow, PendingRow
 from patchline.store._engine import current_revision, default_db_url, head_revision, upgrade
 from patchline.store._outbox import SinkRow, add_events
 from patchline.store._rollouts import ReplicaRow, RolloutRow, UnpromotableRow
+from patchline.store._runs import PatchItemRow, RunRow, StepRow
 from patchline.store._store import Store, chain_ids, image_scopes, open_store
 from patchline.store.model import (
     AdvisoryHit,
@@ -36,12 +37,15 @@ __all__ = [
     "FleetSummary",
     "ImageRow",
     "IngestResult",
+    "PatchItemRow",
     "PendingRefresh",
     "PendingRow",
     "RefreshResult",
     "ReplicaRow",
     "RolloutRow",
+    "RunRow",
     "SinkRow",
+    "StepRow",
     "Store",
     "UnpromotableRow",
     "WhereHit",

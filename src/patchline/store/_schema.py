@@ -365,3 +365,81 @@ class RolloutReplica(Base):
     container: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class PatchRun(Base):
+    """One pass of the pipeline (detect, assess, plan, build, rollout, report), durable and resumable."""
+
+    __tablename__ = "patch_runs"
+    __table_args__ = (Index(None, "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(40))  # once, interval, manual, demo
+    triggered_by: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(24))  # running, succeeded, failed, awaiting-approval
+    step: Mapped[str] = mapped_column(String(24), default="")
+    inputs: Mapped[str] = mapped_column(Text, default="{}")  # JSON: feed and update-source revisions, digests
+    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what each step did
+    error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class RunStep(Base):
+    """One step of a run; a lease makes sure two patchline processes never run the same step."""
+
+    __tablename__ = "run_steps"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("patch_runs.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[str] = mapped_column(String(24), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(24))  # pending, running, done, failed
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    output: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+
+
+class PatchTrigger(Base):
+    """A request for a run (`patchline trigger`), taken by the next run."""
+
+    __tablename__ = "patch_triggers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    run_id: Mapped[int | None] = mapped_column(Integer)  # the run that took it
+
+
+class Approval(Base):
+    """A person's go for a service's rollout in a run (services with auto_rollout = false wait for one)."""
+
+    __tablename__ = "approvals"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("patch_runs.id", ondelete="CASCADE"), primary_key=True)
+    service: Mapped[str] = mapped_column(String(200), primary_key=True)
+    approved_by: Mapped[str] = mapped_column(String(200))
+    approved_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class PatchItem(Base):
+    """Time-to-patch: one advisory or pending update in one image, from first seen to running fixed everywhere."""
+
+    __tablename__ = "patch_items"
+    __table_args__ = (Index(None, "kind", "item"), Index(None, "recipe", "state"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # advisory, update
+    item: Mapped[str] = mapped_column(String(300))  # an advisory ID, or the package name of a pending update
+    recipe: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(24))  # open, rebuilt, deployed, stuck
+    why: Mapped[str] = mapped_column(Text, default="")  # what keeps it open: build failed, rolled back, approval
+    first_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    first_seen_run: Mapped[int | None] = mapped_column(Integer)
+    rebuilt_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    digest: Mapped[str | None] = mapped_column(DIGEST)  # the manifest digest that fixed it
+    deployed_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)  # the last workload on the fixed digest
+    services: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the services that run the recipe

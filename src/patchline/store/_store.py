@@ -28,6 +28,7 @@ from patchline.store import _engine
 from patchline.store._builds import BuildRecords
 from patchline.store._outbox import OutboxRecords
 from patchline.store._rollouts import RolloutRecords
+from patchline.store._runs import RunRecords
 from patchline.store._schema import (
     Advisory,
     AdvisoryPackage,
@@ -143,7 +144,7 @@ class _Evaluated:
     fixed: tuple[str, ...]
 
 
-class Store(BuildRecords, OutboxRecords, RolloutRecords):
+class Store(BuildRecords, OutboxRecords, RolloutRecords, RunRecords):
     """The fleet store on one database. Open it with :func:`open_store`."""
 
     def __init__(self, engine: Engine, url: str) -> None:

@@ -1,0 +1,400 @@
+"""The patch run: detect -> assess -> plan -> build (verify, sign, publish) -> rollout -> report, durable.
+
+Each step is claimed with a lease in the store before it runs and recorded when
+it ends; a run killed at any point is resumed by the next start, from the first
+step that is not done. Every step is idempotent: it recomputes what is left
+from the store (plan again, rebuild what is still dirty, roll out what does not
+run the current build yet), so a step interrupted halfway does the rest, never
+the same work twice. Two patchline processes never run the same step: the
+lease is taken with one conditional update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from patchline._config import Config
+from patchline.errors import Error, StoreError
+from patchline.events.interface import EventDraft, EventType
+from patchline.pipeline.interface import STEPS, Step
+from patchline.rollout._engine import _owner_dead, digest_of, owner_id
+from patchline.store import RunRow, Store
+
+Say = Callable[[str], None]
+# Fault injection for the crash tests (and for anyone checking a deployment's recovery): the process
+# SIGKILLs itself right after this step's result is committed.
+CRASH_AFTER_STEP = "PATCHLINE_CRASH_AFTER_STEP"
+_SEVERITY = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    trigger: str = "once"
+    triggered_by: str = ""
+    lease_seconds: float = 300.0
+
+
+class _Runner:
+    def __init__(self, config: Config, store: Store, run_id: int, say: Say, stop: threading.Event | None,
+                 lease_seconds: float) -> None:
+        self.config = config
+        self.store = store
+        self.run_id = run_id
+        self.say = say
+        self.stop = stop
+        self.owner = owner_id()
+        self.lease = lease_seconds
+
+    # -- the steps -----------------------------------------------------------------
+
+    def detect(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Refresh feeds and update sources; observe what runs on podman."""
+        from patchline.assess import options_from_config
+        from patchline.fleet._discover import DiscoverOptions, discover_podman
+        from patchline.fleet._refresh import refresh_feeds, refresh_updates
+
+        options = options_from_config(self.config)
+        out: dict[str, Any] = {}
+        inputs: dict[str, Any] = {}
+        if options.feeds:
+            feeds = refresh_feeds(self.store, options.feeds, progress=self.say)
+            out["feeds"] = [{"feed": f.feed, "revision": f.revision, "added": f.advisories_added,
+                             "changed": f.advisories_changed, "removed": f.advisories_removed} for f in feeds]
+            inputs["feed_revisions"] = {f.feed: f.revision for f in feeds}
+        if options.updates:
+            updates = refresh_updates(self.store, options, progress=self.say)
+            out["updates"] = {"images": updates.images, "pending": updates.pending,
+                              "images_with_pending": updates.images_with_pending}
+            inputs["update_revisions"] = {sources: revision for sources, revision, _old in updates.groups}
+        try:
+            found = discover_podman(self.store, options=DiscoverOptions())
+            out["workloads"] = {"running": found.workloads, "images": found.images,
+                                "inventoried": len(found.inventoried)}
+        except Error as exc:
+            out["workloads"] = {"error": str(exc)}
+        return out, inputs
+
+    def _plan(self) -> Any:
+        from patchline.build import plan_fleet
+
+        return plan_fleet(self.config, self.store)
+
+    def _services_of(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for service in self.config.services:
+            out.setdefault(service.image, []).append(service.name)
+        return out
+
+    def assess(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What the fleet is exposed to: every reason to patch, noted once with when it was first seen."""
+        from patchline.build import ReasonCode
+
+        fleet = self._plan()
+        items: list[tuple[str, str, str]] = []
+        for item in fleet.plan.items:
+            for reason in item.reasons:
+                if reason.code is ReasonCode.PENDING_UPDATES:
+                    items += [("update", x, item.name) for x in reason.items]
+                elif reason.code is ReasonCode.FIXABLE_ADVISORY:
+                    items += [("advisory", x, item.name) for x in reason.items]
+        new = self.store.note_patch_items(items, run_id=self.run_id, services=self._services_of())
+        summary = self.store.fleet()
+        return {"exposed_items": len(set(items)), "new_items": new, "dirty": [i.name for i in fleet.plan.items],
+                "pending_updates": summary.pending_updates, "images_by_severity": summary.images_by_severity,
+                "running_workloads": summary.running_workloads}, {}
+
+    def _wanted(self, plan: Any) -> tuple[set[str], dict[str, str]]:
+        """The plan's items the policy rebuilds automatically, and why the others wait."""
+        from patchline.build import ReasonCode
+
+        policy = self.config.pipeline
+        reasons = set(policy.rebuild_reasons)
+        floor = _SEVERITY[policy.min_severity]
+        fixable = self.store.fixable_for([i.current.config_digest for i in plan.items if i.current])
+        wanted: set[str] = set()
+        held: dict[str, str] = {}
+        for item in plan.items:
+            ok = []
+            for reason in item.reasons:
+                if reason.code.value not in reasons:
+                    continue
+                if reason.code is ReasonCode.FIXABLE_ADVISORY and floor and item.current is not None:
+                    worst = max((f.severity for f in fixable.get(item.current.config_digest, [])), default=0)
+                    if worst < floor:
+                        continue
+                ok.append(reason)
+            if ok or any(a in wanted for a in item.after):
+                wanted.add(item.name)
+            else:
+                held[item.name] = "policy: " + ", ".join(r.code.value for r in item.reasons)
+        return wanted, held
+
+    def plan(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        fleet = self._plan()
+        wanted, held = self._wanted(fleet.plan)
+        return {"items": [{"name": i.name, "wave": i.wave, "reasons": [r.as_dict() for r in i.reasons],
+                           "after": list(i.after)} for i in fleet.plan.items if i.name in wanted],
+                "held": held, "skipped": [list(s) for s in fleet.plan.skipped]}, {}
+
+    def build(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Rebuild what is still dirty (verify, sign and publish happen per image inside)."""
+        from dataclasses import replace
+
+        from patchline.build import BuildStatus, rebuild, rebuild_options
+
+        fleet = self._plan()
+        wanted, _held = self._wanted(fleet.plan)
+        plan = replace(fleet.plan, items=tuple(i for i in fleet.plan.items if i.name in wanted))
+        if not plan.items:
+            return {"results": []}, {}
+        report = rebuild(plan, fleet.graph, self.store, rebuild_options(self.config, say=self.say),
+                         hashes=fleet.hashes, progress=self.say)
+        for r in report.results:
+            if r.status is BuildStatus.BUILT:
+                fixed = set(r.verification.fixed) if r.verification else set()
+                self.store.update_patch_items(r.name, items=None if not fixed else [
+                    (k, i) for k in ("update", "advisory") for i in fixed], state="rebuilt",
+                    digest=r.manifest_digest)
+            elif not r.status.ok:
+                self.store.update_patch_items(r.name, state="stuck", why=f"build {r.status}: {r.error}"[:500])
+        return {"run_id": report.run_id, "seconds": round(report.seconds, 2),
+                "results": [{"name": r.name, "status": r.status.value, "digest": r.manifest_digest,
+                             "error": r.error} for r in report.results]}, {
+            "built": {r.name: r.manifest_digest for r in report.results if r.manifest_digest}}
+
+    def rollout(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Every service whose replicas do not run its recipe's current build gets it (policy permitting)."""
+        from patchline.rollout import make_target, rollout_service
+        from patchline.rollout._engine import _majority_image
+        from patchline.rollout._service import resolve_image
+
+        policy = self.config.pipeline
+        approved = self.store.approvals(self.run_id)
+        todo = []
+        out: dict[str, Any] = {}
+        for service in self.config.services:
+            try:
+                image = resolve_image(self.config, self.store, service, None)
+            except Error as exc:
+                out[service.name] = {"state": "skipped", "why": str(exc)}
+                continue
+            target = make_target(self.config, services=[service])
+            running = _majority_image(target.replicas(service.name))
+            if running == image and len(target.replicas(service.name)) >= service.replicas:
+                out[service.name] = {"state": "current", "image": image}
+                self.store.update_patch_items(service.image, state="deployed", digest=digest_of(image),
+                                              from_states=("rebuilt",))
+                continue
+            if not service.auto_rollout and service.name not in approved:
+                out[service.name] = {"state": "awaiting-approval", "image": image}
+                self.store.note_patch_why(service.image, why=f"awaiting approval (patchline approve {self.run_id})")
+                continue
+            if _in_quiet_hours(policy.quiet_hours):
+                out[service.name] = {"state": "quiet-hours", "image": image}
+                continue
+            todo.append((service, image))
+
+        def one(pair: tuple[Any, str]) -> tuple[str, dict[str, Any]]:
+            service, image = pair
+            try:
+                result = rollout_service(self.config, self.store, service.name, to=image, progress=self.say)
+            except Error as exc:
+                self.store.update_patch_items(service.image, state="stuck", why=f"rollout refused: {exc}"[:500],
+                                              from_states=("rebuilt", "open"))
+                return service.name, {"state": "refused", "image": image, "why": str(exc)}
+            if result.ok:
+                self.store.update_patch_items(service.image, state="deployed", digest=digest_of(image),
+                                              from_states=("rebuilt",))
+            else:
+                self.store.update_patch_items(service.image, state="stuck",
+                                              why=f"rollout {result.state.value}: {result.reason}"[:500],
+                                              from_states=("rebuilt",))
+            return service.name, {"state": result.state.value, "image": image, "rollout_id": result.rollout_id,
+                                  "why": result.reason}
+
+        with ThreadPoolExecutor(max_workers=max(1, policy.max_parallel_rollouts)) as pool:
+            for name, state in pool.map(one, todo):
+                out[name] = state
+        return {"services": out}, {"deployed": {n: s.get("image") for n, s in out.items()}}
+
+    def report(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        from patchline.events import deliver_configured
+
+        delivery = deliver_configured(self.store, self.config.events)
+        problems = [f"{s.name}: {s.error} ({s.backlog} kept in the outbox)" for s in delivery.sinks
+                    if s.failed] if delivery is not None else []
+        for line in problems:
+            self.say(f"events: {line}")
+        items = self.store.patch_items()
+        open_items = [i for i in items if i.state != "deployed"]
+        return {"open": len(open_items), "deployed": len(items) - len(open_items), "event_problems": problems,
+                "still_exposed": [{"kind": i.kind, "item": i.item, "recipe": i.recipe, "state": i.state,
+                                   "why": i.why} for i in open_items][:200]}, {}
+
+    # -- driving ---------------------------------------------------------------------
+
+    def step(self, step: Step) -> dict[str, Any]:
+        run = self.store.run(self.run_id)
+        row = next(s for s in run.steps if s.step == step.value)
+        if row.state == "done":
+            return {**row.output}
+        dead = [row.owner] if row.owner and _owner_dead(row.owner) else []
+        if not self.store.claim_step(self.run_id, step.value, owner=self.owner, lease_seconds=self.lease,
+                                     dead_owners=dead):
+            raise StoreError(f"run {self.run_id}: step {step.value} is held by {row.owner} until "
+                             f"{row.lease_until:%H:%M:%S}" if row.lease_until else f"step {step.value} is held")
+        if row.attempts:
+            self.say(f"run {self.run_id}: resuming at {step.value} (attempt {row.attempts + 1})")
+        keep = _LeaseKeeper(self.store, self.run_id, step.value, self.owner, self.lease)
+        t0 = time.monotonic()
+        try:
+            with keep:
+                work: Callable[[], tuple[dict[str, Any], dict[str, Any]]] = getattr(self, step.value)
+                output, inputs = work()
+        except Error as exc:
+            self.store.finish_step(self.run_id, step.value, owner=self.owner, state="failed",
+                                   output={"error": str(exc), "seconds": round(time.monotonic() - t0, 2)})
+            raise
+        output["seconds"] = round(time.monotonic() - t0, 2)
+        self.store.finish_step(self.run_id, step.value, owner=self.owner, state="done", output=output,
+                               inputs=inputs)
+        if os.environ.get(CRASH_AFTER_STEP) == step.value:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return output
+
+    def drive(self) -> RunRow:
+        for step in STEPS:
+            if self.stop is not None and self.stop.is_set():
+                self.say(f"run {self.run_id}: stopping before {step.value} (it resumes on the next start)")
+                return self.store.run(self.run_id)
+            self.say(f"run {self.run_id}: {step.value}")
+            try:
+                self.step(step)
+            except Error as exc:
+                self.store.finish_run(self.run_id, state="failed", summary=_summary(self.store.run(self.run_id)),
+                                      error=f"{step.value}: {exc}", events=[EventDraft(
+                                          EventType.RUN_FINISHED, f"run {self.run_id}",
+                                          {"run_id": self.run_id, "state": "failed", "error": str(exc)})])
+                self.deliver_quietly()
+                return self.store.run(self.run_id)
+        run = self.store.run(self.run_id)
+        waiting = [n for n, s in run.steps[STEPS.index(Step.ROLLOUT)].output.get("services", {}).items()
+                   if s.get("state") == "awaiting-approval"]
+        state = "awaiting-approval" if waiting else "succeeded"
+        self.store.finish_run(self.run_id, state=state, summary=_summary(run), events=[EventDraft(
+            EventType.RUN_FINISHED, f"run {self.run_id}", {"run_id": self.run_id, "state": state,
+                                                           "awaiting_approval": waiting})])
+        self.deliver_quietly()
+        return self.store.run(self.run_id)
+
+    def deliver_quietly(self) -> None:
+        """``run.finished`` is written after the report step delivered the rest: send it too (or leave it queued)."""
+        from patchline.events import deliver_configured
+
+        try:
+            deliver_configured(self.store, self.config.events)
+        except Error as exc:
+            self.say(f"events: {exc}")
+
+
+class _LeaseKeeper:
+    """Renews a step's lease while it runs, so a long build is not taken over; stops with the step."""
+
+    def __init__(self, store: Store, run_id: int, step: str, owner: str, lease: float) -> None:
+        self.args = (store, run_id, step, owner, lease)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="patchline-lease")
+
+    def _run(self) -> None:
+        store, run_id, step, owner, lease = self.args
+        while not self.done.wait(lease / 3):
+            try:
+                store.renew_lease(run_id, step, owner=owner, lease_seconds=lease)
+            except Error:
+                continue
+
+    def __enter__(self) -> _LeaseKeeper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+def _in_quiet_hours(windows: Sequence[str], now: dt.datetime | None = None) -> bool:
+    """``"22:00-06:00"`` windows (UTC) in which nothing is rolled out."""
+    t = (now or dt.datetime.now(dt.UTC)).time()
+    for window in windows:
+        start_s, _, end_s = window.partition("-")
+        start, end = dt.time.fromisoformat(start_s), dt.time.fromisoformat(end_s)
+        if (start <= t < end) if start <= end else (t >= start or t < end):
+            return True
+    return False
+
+
+def _summary(run: RunRow) -> dict[str, Any]:
+    return {s.step: {"state": s.state, "seconds": s.output.get("seconds"), "attempts": s.attempts}
+            for s in run.steps}
+
+
+def run_once(config: Config, store: Store, *, options: RunOptions | None = None, progress: Say | None = None,
+             stop: threading.Event | None = None) -> RunRow:
+    """One patch run: resume the unfinished one if there is one, else start a new one."""
+    options = options or RunOptions()
+    say = progress or (lambda _m: None)
+    unfinished = store.runs(unfinished=True, limit=1)
+    if unfinished:
+        run_id = unfinished[0].id
+        say(f"run {run_id} was interrupted at {unfinished[0].step}: resuming it")
+    else:
+        run_id = store.start_run(trigger=options.trigger, triggered_by=options.triggered_by or owner_id(),
+                                 steps=[s.value for s in STEPS])
+        say(f"run {run_id} started ({options.trigger})")
+    return _Runner(config, store, run_id, say, stop, options.lease_seconds).drive()
+
+
+def approve(config: Config, store: Store, run_id: int, services: Sequence[str], *, approved_by: str,
+            progress: Say | None = None) -> RunRow:
+    """Approve services' rollouts in a run waiting for it, and finish the run."""
+    run = store.run(run_id)
+    waiting = {n for n, s in run.steps[STEPS.index(Step.ROLLOUT)].output.get("services", {}).items()
+               if s.get("state") == "awaiting-approval"} if run.steps else set()
+    names = list(services) or sorted(waiting)
+    if not names:
+        raise StoreError(f"run {run_id} waits for no approval")
+    for name in names:
+        store.approve(run_id, name, approved_by=approved_by)
+    store.reopen_run(run_id, [Step.ROLLOUT.value, Step.REPORT.value])
+    return _Runner(config, store, run_id, progress or (lambda _m: None), None, 300.0).drive()
+
+
+def run_forever(config: Config, store: Store, *, interval: float, stop: threading.Event,
+                options: RunOptions | None = None, progress: Say | None = None,
+                on_run: Callable[[RunRow], None] | None = None) -> None:
+    """Run on an interval and whenever `patchline trigger` asks; SIGTERM (``stop``) ends after the current step."""
+    base = options or RunOptions(trigger="interval")
+    while not stop.is_set():
+        triggered = store.pending_triggers() > 0
+        run = run_once(config, store, options=RunOptions("manual" if triggered else base.trigger,
+                                                         base.triggered_by, base.lease_seconds),
+                       progress=progress, stop=stop)
+        if on_run is not None:
+            on_run(run)
+        deadline = time.monotonic() + interval
+        while not stop.is_set() and time.monotonic() < deadline:
+            if store.pending_triggers():
+                break
+            stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def step_outputs(run: RunRow) -> Mapping[str, Mapping[str, Any]]:
+    return {s.step: s.output for s in run.steps}
