@@ -97,7 +97,7 @@ def test_the_example_files_commented_tables_are_valid_too(tmp_path: Path) -> Non
 
 def test_the_example_fleet_is_valid() -> None:
     config = load_config(ROOT / "examples" / "fleet" / "patchline.toml")
-    assert [s.name for s in config.services] == ["web", "web-admin"]
+    assert [s.name for s in config.services] == ["web", "web-admin", "tools"]
     assert {i.name: len(i.tests) for i in config.images}["web"] == 2
 
 
