@@ -91,7 +91,8 @@ def _result_dict(r: BuildResult) -> dict[str, Any]:
             "previous_digest": r.previous_digest, "bases": dict(r.bases), "error": r.error,
             "log": str(r.log) if r.log else None,
             "verification": r.verification.as_dict() if r.verification else None,
-            "seconds": round(r.seconds, 2), "started": round(r.started, 2), "finished": round(r.finished, 2)}
+            "seconds": round(r.seconds, 2), "started": round(r.started, 2), "finished": round(r.finished, 2),
+            "timings": dict(r.timings)}
 
 
 def _report_table(report: RebuildReport, console: Console) -> None:

@@ -252,6 +252,8 @@ context = "bad-child"
                             "bad-child": BuildStatus.BLOCKED}, [(r.name, r.error) for r in report.results]
         good = next(r for r in report.results if r.name == "good")
         assert good.verification is not None and [t["passed"] for t in good.verification.tests] == [True, True]
+        assert {"prepare", "build", "rescan", "tests", "push"} <= set(good.timings)
+        assert sum(good.timings.values()) <= good.seconds + 0.01
         bad = next(r for r in report.results if r.name == "bad")
         assert bad.verification is not None
         outcomes = {str(t["name"]): t for t in bad.verification.tests}

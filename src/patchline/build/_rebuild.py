@@ -203,9 +203,17 @@ class _Run:
         bases: dict[str, str] = {}
         timestamp: int | None = None
 
+        timings: dict[str, float] = {}
+        mark = [time.monotonic()]
+
+        def lap(phase: str) -> None:
+            now = time.monotonic()
+            timings[phase] = round(timings.get(phase, 0.0) + now - mark[0], 3)
+            mark[0] = now
+
         def finish(status: BuildStatus, **kw: object) -> BuildResult:
             result = BuildResult(name=item.name, status=status, reasons=item.reasons, previous_digest=previous,
-                                 bases=bases, log=log, seconds=time.monotonic() - started,
+                                 bases=bases, log=log, seconds=time.monotonic() - started, timings=timings,
                                  started=started - self.t0, finished=time.monotonic() - self.t0,
                                  **kw)  # type: ignore[arg-type]
             repository = split_reference(item.recipe.target)[0]
@@ -234,6 +242,7 @@ class _Run:
             bases = self.pins(item)
             timestamp = self.timestamp(item, bases)
             env = self.sources_mount(item, bases, log)
+            lap("prepare")  # pins, the base's inventory, the update suites to mount
             tag = f"{item.recipe.target}"
             if item.recipe.kind is RecipeKind.PATCH:
                 assert item.recipe.image is not None
@@ -245,8 +254,10 @@ class _Run:
             else:
                 image_id = self._bud(item, bases, timestamp, env, log, tag)
         except Error as exc:
+            lap("build")
             self.say(f"[{item.name}] failed: {exc}")
             return finish(BuildStatus.FAILED, error=str(exc))
+        lap("build")  # buildah (package downloads included), or the patch in place
         targeted = sorted({x for r in item.reasons if r.code in _FIXES for x in r.items})
         if previous == image_id and targeted:
             # The same image cannot have fixed what the rebuild was for (no update sources reachable?).
@@ -260,12 +271,14 @@ class _Run:
                           manifest_digest=cur.manifest_digest if cur else None)
         try:
             verification = self.verify(item, image_id, log)
+            lap("rescan")
         except Error as exc:
             self.say(f"[{item.name}] rescan failed: {exc}")
             return finish(BuildStatus.FAILED, config_digest=image_id, error=f"rescan failed: {exc}")
         if verification.passed and item.recipe.tests and self.options.run_tests:
             try:
                 verification = self.run_tests(item, image_id, verification)
+                lap("tests")
             except Error as exc:
                 self.say(f"[{item.name}] tests could not run: {exc}")
                 return finish(BuildStatus.FAILED, config_digest=image_id, error=f"tests could not run: {exc}")
@@ -279,6 +292,7 @@ class _Run:
             digest = _buildah.push(image_id=image_id, destination=item.recipe.target, env=self.options.env, log=log,
                                    digestfile=log.with_suffix(".digest"))
             self.store.record_refs(image_id, [(repo, tagname, digest)])
+            lap("push")
         except Error as exc:
             self.say(f"[{item.name}] push failed: {exc}")
             return finish(BuildStatus.FAILED, config_digest=image_id, verification=verification,
@@ -296,6 +310,7 @@ class _Run:
                 self.say(f"[{item.name}] signing failed: {exc}")
                 return finish(BuildStatus.FAILED, config_digest=image_id, manifest_digest=digest,
                               verification=verification, error=f"signing failed: {exc}")
+            lap("sign")
             self.say(f"[{item.name}] signed{' + cosign' if signed.cosign_tag else ''}"
                      f"{' + SBOM' if signed.sbom_digest else ''}")
         return finish(BuildStatus.BUILT, config_digest=image_id, manifest_digest=digest, verification=verification,

@@ -184,6 +184,7 @@ class BuildResult:
     verification: Verification | None = None
     signed: SignedImage | None = None
     seconds: float = 0.0
+    timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase: build, rescan, tests, push, sign
     started: float = 0.0  # time.monotonic() offsets within the rebuild, for the wall-time report
     finished: float = 0.0
 

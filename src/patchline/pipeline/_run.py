@@ -167,7 +167,8 @@ class _Runner:
                 self.store.update_patch_items(r.name, state="stuck", why=f"build {r.status}: {r.error}"[:500])
         return {"run_id": report.run_id, "seconds": round(report.seconds, 2),
                 "results": [{"name": r.name, "status": r.status.value, "digest": r.manifest_digest,
-                             "error": r.error} for r in report.results]}, {
+                             "error": r.error, "seconds": round(r.seconds, 2), "timings": dict(r.timings),
+                             "reasons": [x.as_dict() for x in r.reasons]} for r in report.results]}, {
             "built": {r.name: r.manifest_digest for r in report.results if r.manifest_digest}}
 
     def rollout(self) -> tuple[dict[str, Any], dict[str, Any]]:
