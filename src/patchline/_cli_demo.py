@@ -49,7 +49,9 @@ class _RichProgress:
     def say(self, line: str) -> None:
         self.console.print(escape(line), style="dim", soft_wrap=True)
         if self.status is not None:
-            self.status.update(f"{escape(self.title)}: {escape(line[:100])}")
+            text = f"{self.title}: {line}"
+            width = max(20, self.console.width - 4)  # one line under the spinner, never wrapped
+            self.status.update(escape(text if len(text) <= width else text[:width - 1] + "…"))
 
 
 @contextlib.contextmanager
@@ -66,6 +68,13 @@ def _short(digest: str | None) -> str:
         return "-"
     digest = digest.rpartition("@")[2]
     return digest[:19] if digest.startswith("sha256:") else digest
+
+
+def _cve_list(cves: set[str], most: int = 6) -> str:
+    """The first CVE IDs (oldest first) and how many more; the JSON report has them all."""
+    ordered = sorted(cves, key=lambda c: tuple(int(x) if x.isdigit() else 0 for x in c.split("-")[1:]))
+    more = f" (+{len(ordered) - most} more)" if len(ordered) > most else ""
+    return " ".join(ordered[:most]) + more if ordered else "-"
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -98,7 +107,7 @@ def render_demo(report: DemoReport, console: Console) -> None:
                          "PACKAGE", "INSTALLED -> CANDIDATE", "SUITE", "CVES", "IN")
         for (name, installed, candidate), (suite, cve_ids, images) in sorted(updates.items()):
             pending.add_row(escape(name), escape(f"{installed} -> {candidate}"), escape(suite),
-                            escape(" ".join(sorted(cve_ids)) or "-"), escape(", ".join(images)))
+                            escape(_cve_list(cve_ids)), escape(", ".join(images)))
         console.print(pending)
     else:
         console.print("\n   no pending updates: nothing to patch")
@@ -152,10 +161,10 @@ def render_demo(report: DemoReport, console: Console) -> None:
     timings.add_row("[bold]total[/]", f"[bold]{report.seconds:.1f}[/]", "")
     console.print(timings)
     config = escape(str(report.config_path))
+    where = "" if report.workdir == default_workdir() else f" --workdir {escape(str(report.workdir))}"
     console.print(f"\nAgain: `patchline --config {config} run --once` (it finds nothing to do now); "
-                  f"`patchline --config {config} status`; stop it all with `patchline demo down`"
-                  + ("" if report.workdir == default_workdir() else f" --workdir {escape(str(report.workdir))}")
-                  + f". The report as JSON: {escape(str(report.workdir / 'report.json'))}", soft_wrap=True)
+                  f"`patchline --config {config} status`; stop it all with `patchline demo down{where}`. "
+                  f"The report as JSON: {escape(str(report.workdir / 'report.json'))}", soft_wrap=True)
 
 
 @demo_app.callback(invoke_without_command=True)

@@ -23,6 +23,7 @@ Typical use::
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import json
 import os
@@ -301,9 +302,6 @@ def _claim_workdir(workdir: Path) -> _Paths:
 
 def _copy_fleet(source: Path, dest: Path) -> None:
     """The recipes of ``source`` (each a directory), copied fresh so the demo follows the examples."""
-    if not (source / "patchline.toml").is_file():
-        raise ConfigError(f"the example fleet is not at {source}: run the demo from a clone of the repository "
-                          "(pip install -e .), or name a fleet directory with --fleet")
     dest.mkdir(parents=True, exist_ok=True)
     for entry in source.iterdir():
         if entry.is_dir():
@@ -311,11 +309,12 @@ def _copy_fleet(source: Path, dest: Path) -> None:
             shutil.copytree(entry, dest / entry.name)
 
 
-def demo_config_document(example: Mapping[str, Any], options: DemoOptions, paths: _Paths) -> dict[str, Any]:
-    """The example's ``patchline.toml`` rewritten for the demo: its registry, ports, names, and files."""
-    doc: dict[str, Any] = json.loads(json.dumps(example, default=str))  # a deep copy we may change
+def demo_config_document(example: Mapping[str, Any], options: DemoOptions, *, workdir: Path) -> dict[str, Any]:
+    """The example's ``patchline.toml`` rewritten for the demo: its registry, ports, names, and files (under the
+    absolute ``workdir``)."""
+    doc: dict[str, Any] = copy.deepcopy(dict(example))
     host = f"127.0.0.1:{options.registry_port}"
-    work = paths.workdir
+    work = workdir
     doc["registries"] = {**doc.get("registries", {}), "insecure": [host]}
     build = doc.setdefault("build", {})
     build["registry"] = host
@@ -339,14 +338,47 @@ def demo_config_document(example: Mapping[str, Any], options: DemoOptions, paths
     return doc
 
 
-def _write_config(options: DemoOptions, paths: _Paths) -> Config:
-    source = (options.fleet or example_fleet()).expanduser().absolute()
-    _copy_fleet(source, paths.fleet)
+def _check_unchanged(options: DemoOptions, paths: _Paths) -> None:
+    """A demo set up with another registry, prefix or ports is refused: its store, images and containers name
+    the old ones."""
+    if not paths.config.is_file():
+        return
     try:
-        example = tomllib.loads((source / "patchline.toml").read_text(encoding="utf-8"))
+        old = load_config(paths.config)
+    except ConfigError:
+        return  # not ours to judge any more: rewritten below
+    host = f"127.0.0.1:{options.registry_port}"
+    if old.build.registry != host:
+        raise ConfigError(f"the demo in {paths.workdir} uses the registry {old.build.registry}: give --registry-port "
+                          f"{old.build.registry.rpartition(':')[2]}, or start over with `patchline demo down --purge`")
+    wanted = demo_config_document(_example_document(options), options, workdir=paths.workdir).get("services", [])
+    now = {(s["name"], s.get("host_port")) for s in wanted}
+    moved = [s.name for s in old.services if (s.name, s.host_port) not in now and _service_containers(s.name)]
+    if moved:
+        raise ConfigError(f"the demo's services {', '.join(moved)} run with another --name-prefix or --port-base: "
+                          "give the same ones, or stop them first with `patchline demo down`")
+
+
+def _example_document(options: DemoOptions) -> dict[str, Any]:
+    source = _fleet_source(options)
+    try:
+        return tomllib.loads((source / "patchline.toml").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"the example fleet is not at {source}: run the demo from a clone of the repository "
+                          "(pip install -e .), or name a fleet directory with --fleet") from exc
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{source / 'patchline.toml'}: {exc}") from exc
-    doc = demo_config_document(example, options, paths)
+
+
+def _fleet_source(options: DemoOptions) -> Path:
+    return (options.fleet or example_fleet()).expanduser().absolute()
+
+
+def _write_config(options: DemoOptions, paths: _Paths) -> Config:
+    source = _fleet_source(options)
+    example = _example_document(options)
+    _copy_fleet(source, paths.fleet)
+    doc = demo_config_document(example, options, workdir=paths.workdir)
     header = (f"# Written by `patchline demo` from {source / 'patchline.toml'}: the same fleet, with the demo's\n"
               f"# registry, ports, service names, store, keys and logs under {paths.workdir}.\n"
               "# It is rewritten on every `patchline demo`; use it with `patchline --config THIS_FILE ...`.\n")
@@ -445,6 +477,10 @@ def _start_registry(paths: _Paths, port: int, say: Callable[[str], None]) -> boo
         return False
     if answers is False:
         raise HostError(f"{host} is in use by something that is not a registry; choose another --registry-port")
+    stale = _registry_pid(paths)
+    if stale is not None:  # ours, but not answering there (hung, or from a config rewritten since)
+        say(f"registry: stopping pid {stale}, which does not answer on {host}")
+        _stop_pid(stale)
     storage = paths.registry / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     config = paths.registry / "config.yml"
@@ -669,6 +705,7 @@ def demo_up(options: DemoOptions, *, progress: DemoProgress | None = None) -> De
     _check_options(options)
     with _timed(phases, "set up the work directory and the registry", say_to) as what:
         paths = _claim_workdir(options.workdir)
+        _check_unchanged(options, paths)
         config = _write_config(options, paths)
         say(f"fleet: {paths.fleet} (config {paths.config})")
         started = _start_registry(paths, options.registry_port, say)
@@ -752,7 +789,11 @@ def demo_down(workdir: Path, *, purge: bool = False, progress: Callable[[str], N
     if not (paths.workdir / MARKER).exists():
         say(f"no demo in {paths.workdir}: nothing to stop")
         return DemoDown(paths.workdir, found=False)
-    config = load_config(paths.config) if paths.config.is_file() else None
+    config = None
+    try:
+        config = load_config(paths.config) if paths.config.is_file() else None
+    except ConfigError as exc:
+        say(f"{exc}: its services' containers and registries.d entries are left alone")
     removed: list[str] = []
     scopes: list[str] = []
     if config is not None:
@@ -790,24 +831,3 @@ def demo_down(workdir: Path, *, purge: bool = False, progress: Callable[[str], N
     return DemoDown(paths.workdir, found=True, containers_removed=tuple(removed), registry_stopped=pid,
                     scopes_removed=tuple(scopes), images_removed=images, purged=purge)
 
-
-__all__ = [
-    "DEMO_IMAGE",
-    "DEMO_SCHEMA",
-    "DemoDown",
-    "DemoOptions",
-    "DemoProgress",
-    "DemoReport",
-    "FleetState",
-    "ImageState",
-    "PhaseTiming",
-    "RebuiltImage",
-    "RolledOut",
-    "ServiceState",
-    "default_workdir",
-    "demo_config_document",
-    "demo_down",
-    "demo_up",
-    "example_fleet",
-    "to_toml",
-]

@@ -235,7 +235,8 @@ class _Runner:
         for line in problems:
             self.say(f"events: {line}")
         items = self.store.patch_items()
-        open_items = [i for i in items if i.state != "deployed"]
+        # An image no service runs (a base, a batch image) is patched once it is rebuilt.
+        open_items = [i for i in items if not (i.state == "deployed" or (i.state == "rebuilt" and not i.services))]
         return {"open": len(open_items), "deployed": len(items) - len(open_items), "event_problems": problems,
                 "still_exposed": [{"kind": i.kind, "item": i.item, "recipe": i.recipe, "state": i.state,
                                    "why": i.why} for i in open_items][:200]}, {}
