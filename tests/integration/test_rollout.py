@@ -255,6 +255,10 @@ def test_canary_rollout_keeps_two_replicas_healthy_and_reports_in_order(world: W
         assert rebuilt[-1].data["new_digest"] == world.new.rpartition("@")[2]
         assert rebuilt[-1].data["old_digest"] == world.old.rpartition("@")[2]
         assert {"added", "removed", "changed"} <= set(rebuilt[-1].data["sbom_diff"])
+        # An image podman pulled with its signature can still be inventoried from local storage (no cache: read).
+        from patchline.fleet._discover import DiscoverOptions, inventory
+
+        assert inventory(f"containers-storage:{world.new}", DiscoverOptions()).packages
 
 
 def test_a_rebuilt_image_that_fails_its_health_check_is_rolled_back_and_refused_after(

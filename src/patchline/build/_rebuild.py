@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -85,6 +87,9 @@ class _Run:
         self.run_id = run_id
         self.logs = options.logs / run_id
         self.logs.mkdir(parents=True, exist_ok=True)
+        # The rescans export new images from local storage into one layout: shared base layers export once.
+        self.export = Path(tempfile.mkdtemp(prefix="patchline-export-"))
+        self.options = options = replace(options, discover=replace(options.discover, storage_export=self.export))
         self.current = current_images(store)
         self.results: dict[str, BuildResult] = {}
         self.lock = threading.Lock()
@@ -488,4 +493,8 @@ def rebuild(plan: RebuildPlan, graph: BuildGraph, store: Store, options: Rebuild
     need_tools("buildah", "podman")
     run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     jobs = options.jobs or os.cpu_count() or 1
-    return _Run(plan, graph, store, options, hashes, progress or (lambda _line: None), run_id).run(jobs)
+    runner = _Run(plan, graph, store, options, hashes, progress or (lambda _line: None), run_id)
+    try:
+        return runner.run(jobs)
+    finally:
+        shutil.rmtree(runner.export, ignore_errors=True)

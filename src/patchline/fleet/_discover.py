@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from patchline.errors import Error
@@ -33,6 +34,7 @@ class DiscoverOptions:
     insecure: bool = False
     platform: str | None = None
     strict: bool = False
+    storage_export: Path | None = None  # an OCI layout shared by the containers-storage exports of one run
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,8 @@ def inventory(reference: str, options: DiscoverOptions) -> Inventory:
     from patchline.oci import open_source, parse_platform
 
     platform = parse_platform(options.platform) if options.platform else None
-    with open_source(reference, platform=platform, insecure=options.insecure) as source:
+    with open_source(reference, platform=platform, insecure=options.insecure,
+                     storage_export=options.storage_export) as source:
         return scan_image(source, catalogers=options.catalogers or DEFAULT_CATALOGERS, cache=options.cache)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from patchline.oci._reference import Transport, parse_source_ref
 from patchline.oci.interface import ImageSource, Platform
 
@@ -11,8 +13,13 @@ def open_source(
     *,
     platform: Platform | None = None,
     insecure: bool = False,
+    storage_export: Path | None = None,
 ) -> ImageSource:
-    """An image source for any reference form patchline accepts (see ``_reference``)."""
+    """An image source for any reference form patchline accepts (see ``_reference``).
+
+    ``storage_export``: an OCI layout that ``containers-storage:`` exports are shared in, so that images with
+    common layers (a fleet built FROM one base) export each layer once.
+    """
     ref = parse_source_ref(reference)
     match ref.transport:
         case Transport.REGISTRY:
@@ -35,4 +42,4 @@ def open_source(
             from patchline.oci._storage import ContainersStorageSource
 
             assert ref.name is not None
-            return ContainersStorageSource(ref.name, reference=reference)
+            return ContainersStorageSource(ref.name, reference=reference, shared_export=storage_export)

@@ -28,6 +28,18 @@ from patchline.oci.interface import Descriptor, ImageSource, ResolvedImage
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _run(argv: list[str], what: str) -> bytes:
     if shutil.which(argv[0]) is None:
         raise HostError(f"{argv[0]} is not installed; it is needed to {what} (run scripts/setup-host.sh)")
@@ -42,13 +54,15 @@ def _run(argv: list[str], what: str) -> bytes:
 
 
 class ContainersStorageSource:
-    def __init__(self, name: str, *, reference: str | None = None) -> None:
+    def __init__(self, name: str, *, reference: str | None = None, shared_export: Path | None = None) -> None:
         self._name = name
+        self._shared = shared_export
         self._reference = reference or f"containers-storage:{name}"
         self._export: tempfile.TemporaryDirectory[str] | None = None
         self._exported: dict[Digest, Descriptor] = {}
         self._image_id: str | None = None
         self._lock = threading.Lock()
+        self._done = False
 
     def resolve(self) -> ResolvedImage:
         info = json.loads(_run(["podman", "image", "inspect", self._name], "inspect the image"))
@@ -77,25 +91,40 @@ class ContainersStorageSource:
 
     def _export_layout(self) -> None:
         with self._lock:  # layers are opened from several threads; export once
-            if self._export is None:
+            if not self._done:
                 self._do_export()
 
     def _do_export(self) -> None:
         if self._image_id is None:
             self.resolve()
-        export = tempfile.TemporaryDirectory(prefix="patchline-storage-")
-        layout = Path(export.name) / "layout"
-        _run(
-            ["skopeo", "copy", "--quiet", "--dest-oci-accept-uncompressed-layers",
-             f"containers-storage:{self._image_id}", f"oci:{layout}:image"],
-            "export the image from containers storage",
-        )
-        store = _DirStore(layout)
-        exported = resolve_in_store(store, name="image", platform=None, reference=self._reference)
+        if self._shared is not None:
+            # A layout shared by the images of one run: skopeo skips the blobs already there, so a fleet built
+            # FROM one base exports the base's layers once instead of once per image.
+            self._shared.mkdir(parents=True, exist_ok=True)
+            layout, name, export = self._shared, f"i{self._image_id}", None
+            with _file_lock(self._shared / ".lock"):  # index.json is rewritten by every copy
+                self._copy(layout, name)
+                store = _DirStore(layout)
+                exported = resolve_in_store(store, name=name, platform=None, reference=self._reference)
+        else:
+            export = tempfile.TemporaryDirectory(prefix="patchline-storage-")
+            layout, name = Path(export.name) / "layout", "image"
+            self._copy(layout, name)
+            store = _DirStore(layout)
+            exported = resolve_in_store(store, name=name, platform=None, reference=self._reference)
         for descriptor, diff_id in zip(exported.layers, exported.config.diff_ids, strict=True):
             self._exported[diff_id] = descriptor
         self._store = store
         self._export = export
+        self._done = True
+
+    def _copy(self, layout: Path, name: str) -> None:
+        _run(
+            # --remove-signatures: an image pulled with signatures cannot be copied into an OCI layout otherwise.
+            ["skopeo", "copy", "--quiet", "--remove-signatures", "--dest-oci-accept-uncompressed-layers",
+             f"containers-storage:{self._image_id}", f"oci:{layout}:{name}"],
+            "export the image from containers storage",
+        )
 
     @contextlib.contextmanager
     def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
@@ -113,6 +142,7 @@ class ContainersStorageSource:
         if self._export is not None:
             self._export.cleanup()
             self._export = None
+        self._done = False
 
     def __enter__(self) -> ImageSource:
         return self

@@ -1,0 +1,140 @@
+"""Time-to-patch of the demo fleet (5 images, 3 services), broken down by stage, and patchline's own share of it.
+
+    .venv/bin/python bench/bench_pipeline.py [--workdir DIR] [--keep] [--json FILE]
+
+Runs `patchline demo` (the library's ``demo_up``) in a fresh work directory on free loopback ports: the example
+fleet built from bookworm main (missing its real security updates), pushed, signed, its services started; then
+one ``patchline run --once`` patches everything. The run is the time-to-patch: from the moment patchline can see
+the published updates (the run's detect step refreshes the update sources) to every workload on the fixed digest.
+
+Stages are the run's steps; the build step is split by each image's phase timings (prepare, build = buildah with
+its package downloads, rescan, tests, push, sign) and the rollout step by each rollout's timings (pull, start,
+health, bake, overhead). patchline's own overhead is everything but package downloads and builds (buildah),
+pushes, and container starts (image tests, pulls, starts, health checks); the canary's bake is a deliberate
+wait and is reported apart. Builds run 2 at a time, so the build step's wall time is divided in the proportions
+of the summed phase times. Baseline in the same run: a second ``run --once`` with nothing to do (pure overhead).
+
+Not a test: it prints figures, the goals (time-to-patch < 5 min, overhead < 10%) and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from patchline._config import load_config  # noqa: E402
+from patchline._demo import DemoOptions, demo_down, demo_up  # noqa: E402
+from patchline.pipeline import run_once  # noqa: E402
+from patchline.store import open_store  # noqa: E402
+
+WORK_PHASES = ("build", "push", "tests")  # buildah (downloads included), registry transfer, containers of tests
+OWN_PHASES = ("prepare", "rescan", "sign")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _split_build(step: dict[str, Any]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for result in step.get("results", []):
+        for phase, seconds in (result.get("timings") or {}).items():
+            sums[phase] = sums.get(phase, 0.0) + float(seconds)
+    total = sum(sums.values()) or 1.0
+    wall = float(step.get("seconds", 0.0))
+    return {phase: wall * seconds / total for phase, seconds in sums.items()}
+
+
+def _split_rollout(store: Any, step: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for state in step.get("services", {}).values():
+        if "rollout_id" not in state:
+            continue
+        for key, seconds in store.rollout(int(state["rollout_id"])).timings.items():
+            if key != "total":
+                out[key] = out.get(key, 0.0) + float(seconds)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, help="Keep the demo here (default: a temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="Leave the demo running (`patchline demo down` later)")
+    parser.add_argument("--json", type=Path, help="Also write the figures here")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="patchline-bench-pipeline-")) / "demo"
+    from tests.support.registry import free_port_run
+
+    options = DemoOptions(workdir=workdir, registry_port=_free_port(), port_base=free_port_run(11),
+                          name_prefix="bench-")
+    t0 = time.monotonic()
+    try:
+        report = demo_up(options)
+        total = time.monotonic() - t0
+        if not report.ok:
+            raise SystemExit(f"the demo did not succeed: run {report.run.state} {report.run.error}")
+        config = load_config(report.config_path)
+        assert config.store.url is not None
+        with open_store(config.store.url) as store:
+            steps = {s.step: dict(s.output) for s in report.run.steps}
+            assert report.run.finished_at is not None
+            ttp = (report.run.finished_at - report.run.started_at).total_seconds()
+            build = _split_build(steps["build"])
+            rollout = _split_rollout(store, steps["rollout"])
+            t = time.monotonic()
+            empty = run_once(config, store)
+            noop = time.monotonic() - t
+        stage = {name: float(steps[name].get("seconds", 0.0)) for name in steps}
+        work = sum(build.get(p, 0.0) for p in WORK_PHASES) + sum(rollout.get(k, 0.0)
+                                                                  for k in ("pull", "start", "health"))
+        bake = rollout.get("bake", 0.0)
+        own = ttp - work - bake
+        figures = {
+            "time_to_patch_seconds": round(ttp, 2), "goal_seconds": 300,
+            "stages": {k: round(v, 2) for k, v in stage.items()},
+            "build_split": {k: round(v, 2) for k, v in build.items()},
+            "rollout_split": {k: round(v, 2) for k, v in rollout.items()},
+            "work_seconds": round(work, 2), "bake_seconds": round(bake, 2), "overhead_seconds": round(own, 2),
+            "overhead_share": round(own / ttp, 4), "overhead_share_goal": 0.10,
+            "overhead_share_without_bake": round(own / max(ttp - bake, 1e-9), 4),
+            "second_run_nothing_to_do_seconds": round(noop, 2), "second_run_state": empty.state,
+            "demo_total_seconds": round(total, 2),
+            "demo_phases": {p.name: round(p.seconds, 2) for p in report.phases},
+        }
+    finally:
+        if not args.keep:
+            demo_down(workdir, purge=args.workdir is None)
+            if args.workdir is None:
+                shutil.rmtree(workdir.parent, ignore_errors=True)
+    print(f"time-to-patch of the demo fleet (5 images, 3 services): {figures['time_to_patch_seconds']:.1f} s "
+          f"(goal < {figures['goal_seconds']} s)")
+    print("  by stage:  " + "  ".join(f"{k} {v:.1f} s" for k, v in stage.items()))
+    print("  build:     " + "  ".join(f"{k} {v:.1f} s" for k, v in build.items())
+          + "   (wall of the build step, in the proportions of the images' summed phases)")
+    print("  rollout:   " + "  ".join(f"{k} {v:.2f} s" for k, v in rollout.items()))
+    print(f"  work (buildah with downloads, pushes, container starts): {figures['work_seconds']:.1f} s; "
+          f"canary bake {figures['bake_seconds']:.1f} s")
+    print(f"  patchline's own: {figures['overhead_seconds']:.1f} s = {figures['overhead_share']:.1%} of the "
+          f"time-to-patch ({figures['overhead_share_without_bake']:.1%} without the bake); goal < 10%")
+    print(f"baseline, a second run --once with nothing to do: {figures['second_run_nothing_to_do_seconds']:.1f} s "
+          f"({figures['second_run_state']})")
+    print(f"the whole demo: {figures['demo_total_seconds']:.1f} s: "
+          + "; ".join(f"{p.name} {p.seconds:.1f} s" for p in report.phases))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
