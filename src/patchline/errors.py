@@ -39,8 +39,10 @@ are translated at the boundary with ``raise ... from exc``. The CLI catches
     ├── SignError                   an image cannot be signed, or an SBOM or signature cannot be attached
     │   └── SignatureRefused        a signature is missing, invalid or names another identity
     ├── EventError                  an event cannot be published (it stays in the outbox)
-    └── RolloutError                a service cannot be rolled out
-        └── UnpromotableError       the digest failed verification or a rollout before: never again
+    ├── RolloutError                a service cannot be rolled out
+    │   └── UnpromotableError       the digest failed verification or a rollout before: never again
+    └── PipelineError               a patch run cannot go on
+        └── RunInProgress           another patchline process holds the run's current step
 """
 
 from __future__ import annotations
@@ -233,3 +235,11 @@ class RolloutError(Error):
 
 class UnpromotableError(RolloutError):
     """The digest failed verification or a rollout before and is never rolled out again."""
+
+
+class PipelineError(Error):
+    """A patch run cannot go on."""
+
+
+class RunInProgress(PipelineError):
+    """Another patchline process holds the lease of the run's current step; this one leaves the run alone."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchline._config import Config
-from patchline.errors import Error, StoreError
+from patchline.errors import Error, RunInProgress, StoreError
 from patchline.events.interface import EventDraft, EventType
 from patchline.pipeline.interface import STEPS, Step
 from patchline.rollout._engine import _owner_dead, digest_of, owner_id
@@ -251,8 +251,9 @@ class _Runner:
         dead = [row.owner] if row.owner and _owner_dead(row.owner) else []
         if not self.store.claim_step(self.run_id, step.value, owner=self.owner, lease_seconds=self.lease,
                                      dead_owners=dead):
-            raise StoreError(f"run {self.run_id}: step {step.value} is held by {row.owner} until "
-                             f"{row.lease_until:%H:%M:%S}" if row.lease_until else f"step {step.value} is held")
+            until = f" (lease until {row.lease_until:%H:%M:%S})" if row.lease_until else ""
+            raise RunInProgress(f"run {self.run_id} is being driven by {row.owner}: it holds step {step.value}"
+                                f"{until}")
         if row.attempts:
             self.say(f"run {self.run_id}: resuming at {step.value} (attempt {row.attempts + 1})")
         keep = _LeaseKeeper(self.store, self.run_id, step.value, self.owner, self.lease)
@@ -280,6 +281,8 @@ class _Runner:
             self.say(f"run {self.run_id}: {step.value}")
             try:
                 self.step(step)
+            except RunInProgress:
+                raise  # not ours to finish: the run stays with the process that holds it
             except Error as exc:
                 self.store.finish_run(self.run_id, state="failed", summary=_summary(self.store.run(self.run_id)),
                                       error=f"{step.value}: {exc}", events=[EventDraft(

@@ -106,3 +106,16 @@ def test_patch_items_open_once_and_move_with_the_build_and_rollout(store: Store)
     assert by[("DSA-1", "web")].state == "open" and by[("libssl3", "base")].services == ()
     store.note_patch_why("web", why="awaiting approval", states=("open",))
     assert {i.why for i in store.patch_items(state="open") if i.recipe == "web"} == {"awaiting approval"}
+
+
+def test_a_second_process_leaves_a_run_it_does_not_hold_alone(store: Store) -> None:
+    """While another live process holds a step, `run --once` here says so and does not touch the run."""
+    from patchline.errors import RunInProgress
+    from patchline.pipeline import run_once
+
+    run = store.start_run(trigger="once", triggered_by="t", steps=STEP_NAMES)
+    assert store.claim_step(run, "detect", owner="otherhost:42", lease_seconds=600)
+    with pytest.raises(RunInProgress, match="otherhost:42"):
+        run_once(Config(), store)
+    row = store.run(run)
+    assert row.state == "running" and row.steps[0].owner == "otherhost:42" and row.steps[0].attempts == 1
