@@ -57,6 +57,19 @@ def _split_build(step: dict[str, Any]) -> dict[str, float]:
     return {phase: wall * seconds / total for phase, seconds in sums.items()}
 
 
+def _critical_chain(step: dict[str, Any], plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The builds the step's wall time waited for: from the last to finish, back through the base each waited on."""
+    results = {r["name"]: r for r in step.get("results", []) if "finished" in r}
+    after = {i["name"]: i.get("after", []) for i in plan.get("items", [])}
+    chain: list[dict[str, Any]] = []
+    current = max(results.values(), key=lambda r: r["finished"], default=None)
+    while current is not None:
+        chain.append(current)
+        bases = [results[b] for b in after.get(current["name"], []) if b in results]
+        current = max(bases, key=lambda r: r["finished"], default=None)
+    return list(reversed(chain))
+
+
 def _split_rollout(store: Any, step: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for state in step.get("services", {}).values():
@@ -97,15 +110,26 @@ def main() -> None:
             empty = run_once(config, store)
             noop = time.monotonic() - t
         stage = {name: float(steps[name].get("seconds", 0.0)) for name in steps}
-        work = sum(build.get(p, 0.0) for p in WORK_PHASES) + sum(rollout.get(k, 0.0)
-                                                                  for k in ("pull", "start", "health"))
+        # Builds run in parallel: what the wall time waited for is the critical chain of builds (base -> web ->
+        # web-admin here). Its work phases are work; its own phases, and the build step's time outside the
+        # chain's builds (planning, scheduling, loading keys), are patchline's.
+        chain = _critical_chain(steps["build"], steps["plan"])
+        chain_work = sum(float(r["timings"].get(p, 0.0)) for r in chain for p in WORK_PHASES)
+        chain_own = sum(float(r["timings"].get(p, 0.0)) for r in chain for p in OWN_PHASES)
+        build_outside = stage["build"] - sum(float(r["seconds"]) for r in chain)
+        rollout_work = sum(rollout.get(k, 0.0) for k in ("pull", "start", "health"))
         bake = rollout.get("bake", 0.0)
+        work = chain_work + rollout_work
         own = ttp - work - bake
+        proportional_own = ttp - (sum(build.get(p, 0.0) for p in WORK_PHASES) + rollout_work) - bake
         figures = {
             "time_to_patch_seconds": round(ttp, 2), "goal_seconds": 300,
             "stages": {k: round(v, 2) for k, v in stage.items()},
             "build_split": {k: round(v, 2) for k, v in build.items()},
             "rollout_split": {k: round(v, 2) for k, v in rollout.items()},
+            "critical_chain": [r["name"] for r in chain], "chain_work_seconds": round(chain_work, 2),
+            "chain_own_seconds": round(chain_own, 2), "build_step_outside_chain_seconds": round(build_outside, 2),
+            "overhead_seconds_proportional": round(proportional_own, 2),
             "work_seconds": round(work, 2), "bake_seconds": round(bake, 2), "overhead_seconds": round(own, 2),
             "overhead_share": round(own / ttp, 4), "overhead_share_goal": 0.10,
             "overhead_share_without_bake": round(own / max(ttp - bake, 1e-9), 4),
@@ -124,10 +148,14 @@ def main() -> None:
     print("  build:     " + "  ".join(f"{k} {v:.1f} s" for k, v in build.items())
           + "   (wall of the build step, in the proportions of the images' summed phases)")
     print("  rollout:   " + "  ".join(f"{k} {v:.2f} s" for k, v in rollout.items()))
-    print(f"  work (buildah with downloads, pushes, container starts): {figures['work_seconds']:.1f} s; "
-          f"canary bake {figures['bake_seconds']:.1f} s")
+    print(f"  critical chain of builds: {' -> '.join(r['name'] for r in chain)}: work {chain_work:.1f} s, "
+          f"patchline's phases {chain_own:.1f} s; build step outside the chain {build_outside:.1f} s")
+    print(f"  work on the critical path (buildah with downloads, pushes, container starts): "
+          f"{figures['work_seconds']:.1f} s; canary bake {figures['bake_seconds']:.1f} s")
     print(f"  patchline's own: {figures['overhead_seconds']:.1f} s = {figures['overhead_share']:.1%} of the "
           f"time-to-patch ({figures['overhead_share_without_bake']:.1%} without the bake); goal < 10%")
+    print(f"  (charging every image's phases in proportion instead of the critical path: "
+          f"{proportional_own:.1f} s = {proportional_own / ttp:.1%})")
     print(f"baseline, a second run --once with nothing to do: {figures['second_run_nothing_to_do_seconds']:.1f} s "
           f"({figures['second_run_state']})")
     print(f"the whole demo: {figures['demo_total_seconds']:.1f} s: "

@@ -168,6 +168,7 @@ class _Runner:
         return {"run_id": report.run_id, "seconds": round(report.seconds, 2),
                 "results": [{"name": r.name, "status": r.status.value, "digest": r.manifest_digest,
                              "error": r.error, "seconds": round(r.seconds, 2), "timings": dict(r.timings),
+                             "started": round(r.started, 3), "finished": round(r.finished, 3),
                              "reasons": [x.as_dict() for x in r.reasons]} for r in report.results]}, {
             "built": {r.name: r.manifest_digest for r in report.results if r.manifest_digest}}
 
