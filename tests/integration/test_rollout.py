@@ -204,7 +204,8 @@ class Poller:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=0.5, trust_env=False) as client:
+        # A replica counts as down when it refuses, errs or takes longer than the health check allows (2 s).
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
             while not self._stop.is_set():
                 healthy = 0
                 for port in self.ports:
