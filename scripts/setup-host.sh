@@ -21,6 +21,7 @@ APT_PACKAGES=(
     podman buildah skopeo runc docker-registry debootstrap
     zstd uidmap fuse-overlayfs ca-certificates python3-venv
     busybox-static  # the network-free probe image: one static binary
+    catatonit       # podman run --init (the example tools service); only a Recommends of podman
     openssl         # certificates for the token-auth registry of the tests
     apt-utils       # apt-ftparchive, for the local apt repositories of the tests
     dpkg-dev        # dpkg-parsechangelog, the CVE oracle of the assessment tests

@@ -189,8 +189,9 @@ class _Runner:
                 out[service.name] = {"state": "skipped", "why": str(exc)}
                 continue
             target = make_target(self.config, services=[service])
-            running = _majority_image(target.replicas(service.name))
-            if running == image and len(target.replicas(service.name)) >= service.replicas:
+            replicas = target.replicas(service.name)  # one podman ps + inspect per service
+            running = _majority_image(replicas)
+            if running == image and len(replicas) >= service.replicas:
                 out[service.name] = {"state": "current", "image": image}
                 self.store.update_patch_items(service.image, state="deployed", digest=digest_of(image),
                                               from_states=("rebuilt",))
