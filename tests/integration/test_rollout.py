@@ -205,14 +205,19 @@ class Poller:
 
     def _run(self) -> None:
         # A replica counts as down when it refuses, errs or takes longer than the health check allows (2 s).
-        with httpx.Client(timeout=2.0, trust_env=False) as client:
+        # The replicas are polled at once, so that a round is one moment: polled one after the other, a slow
+        # answer from one replica could stretch a round across the replacement of the next.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with httpx.Client(timeout=2.0, trust_env=False) as client, ThreadPoolExecutor(len(self.ports)) as pool:
+            def healthy(port: int) -> bool:
+                try:
+                    return client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
             while not self._stop.is_set():
-                healthy = 0
-                for port in self.ports:
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                            healthy += 1
-                self.fewest = min(self.fewest, healthy)
+                self.fewest = min(self.fewest, sum(pool.map(healthy, self.ports)))
                 self.rounds += 1
                 self._stop.wait(0.05)
 
