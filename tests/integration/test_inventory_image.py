@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from patchline import Ecosystem, Inventory
+from patchline._model import Digest
 from patchline.catalog.list import DEFAULT_CATALOGERS
 from patchline.inventory import LayerCache, scan_image
 from patchline.oci import open_source
+from patchline.oci._storage import ContainersStorageSource
 from tests.support.images import BuiltImage, ImageExport
 from tests.support.registry import RunningRegistry
 
@@ -139,3 +141,39 @@ def test_warm_scan_from_the_registry_reads_no_layer(
         if blob.stat().st_size > 64 * 1024:  # the layers; manifests and the config are small
             blob.write_bytes(b"")  # any read of a layer now fails its digest check
     assert scan(ref, tmp_path / "cache") == cold
+
+
+def _scan_storage(image: BuiltImage, *, direct: bool = True,
+                  tamper: Callable[[ContainersStorageSource], None] | None = None,
+                  ) -> tuple[Inventory, dict[Digest, str]]:
+    source = ContainersStorageSource(image.reference, reference=image.storage_ref)
+    source.direct = direct
+    with source:
+        source.resolve()
+        if tamper is not None:
+            tamper(source)
+        return scan_image(source), dict(source.read_via)
+
+
+def test_local_storage_layers_are_read_in_place_and_equal_the_export(
+    inventory: Inventory, inventory_image: BuiltImage
+) -> None:
+    direct, via = _scan_storage(inventory_image)
+    assert via == dict.fromkeys(inventory_image.diff_ids, "storage")
+    exported, via = _scan_storage(inventory_image, direct=False)
+    assert via == dict.fromkeys(inventory_image.diff_ids, "export")
+    assert direct == exported
+    assert _comparable(direct) == _comparable(inventory)
+
+
+def test_a_layer_storage_cannot_give_is_exported_instead(inventory: Inventory, inventory_image: BuiltImage,
+                                                         tmp_path: Path) -> None:
+    top = Digest(inventory_image.diff_ids[-1])
+
+    def no_tar_split(source: ContainersStorageSource) -> None:
+        source._overlay[top].tar_split = tmp_path / "gone.tar-split.gz"  # as with a partially pulled layer
+
+    scanned, via = _scan_storage(inventory_image, tamper=no_tar_split)
+    assert via[top] == "export"
+    assert [via[Digest(d)] for d in inventory_image.diff_ids[:-1]] == ["storage"] * (len(inventory_image.diff_ids) - 1)
+    assert _comparable(scanned) == _comparable(inventory)

@@ -1,28 +1,34 @@
 """Local podman / buildah storage (``containers-storage:REF``), through skopeo and podman.
 
 Storage keeps layers unpacked, so there are no blobs to stream. The image is
-resolved from its config alone (cheap), and only when a layer is not in the
-catalog cache is the image exported, once, to a temporary OCI layout with
-uncompressed layers, whose layer digests are then the diff_ids.
+resolved from its config alone (cheap). A layer the scan needs (one not in the
+catalog cache) is read straight from the overlay driver's directories, put back
+together byte for byte from its tar-split (``_tarsplit``), and checked against
+its diff_id. Where that is not possible (another driver, files it cannot read),
+the image is exported, once, to an OCI layout with uncompressed layers, whose
+layer digests are then the diff_ids; a layer whose direct read fails halfway
+goes on from the export at the same offset.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from patchline._model import Digest
 from patchline.errors import HostError, ImageNotFound, ManifestError
 from patchline.oci._blob import VerifyingReader, digest_bytes
 from patchline.oci._layout import _DirStore, blob_path, resolve_in_store
 from patchline.oci._manifest import parse_config
+from patchline.oci._tarsplit import LayerStream, OverlayLayer, StorageUnavailable, overlay_layers
 from patchline.oci.interface import Descriptor, ImageSource, ResolvedImage
 
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -63,8 +69,17 @@ class ContainersStorageSource:
         self._image_id: str | None = None
         self._lock = threading.Lock()
         self._done = False
+        self._overlay: dict[Digest, OverlayLayer] = {}
+        self._resolved: ResolvedImage | None = None
+        self.direct = True  # read layers from the storage directories when possible
+        self.read_via: dict[Digest, str] = {}  # diff_id -> "storage" or "export": how each layer was read
 
     def resolve(self) -> ResolvedImage:
+        if self._resolved is None:
+            self._resolved = self._resolve()
+        return self._resolved
+
+    def _resolve(self) -> ResolvedImage:
         info = json.loads(_run(["podman", "image", "inspect", self._name], "inspect the image"))
         if not info:
             raise ImageNotFound(f"no image {self._name} in local containers storage")
@@ -79,6 +94,10 @@ class ContainersStorageSource:
             raise ManifestError(f"{self._reference}: the config does not hash to the image ID")
         config = parse_config(config_bytes)
         layers = tuple(Descriptor(OCI_LAYER_TAR, d, -1) for d in config.diff_ids)
+        driver = image.get("GraphDriver") or {}
+        overlay = overlay_layers(str(driver.get("Name") or ""), dict(driver.get("Data") or {}))
+        if overlay is not None and len(overlay) == len(config.diff_ids):
+            self._overlay = dict(zip(config.diff_ids, overlay, strict=True))
         manifest_digest = image.get("Digest")
         return ResolvedImage(
             reference=self._reference,
@@ -127,13 +146,33 @@ class ContainersStorageSource:
         )
 
     @contextlib.contextmanager
-    def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
+    def _open_exported(self, diff_id: Digest) -> Iterator[IO[bytes]]:
         self._export_layout()
-        exported = self._exported.get(descriptor.digest)
+        exported = self._exported.get(diff_id)
         if exported is None:
-            raise ImageNotFound(f"{self._reference}: layer {descriptor.digest} is not in the exported image")
+            raise ImageNotFound(f"{self._reference}: layer {diff_id} is not in the exported image")
         with self._store.open(blob_path(exported.digest)) as fh:
-            yield VerifyingReader(fh, digest=exported.digest, size=exported.size, what="layer")  # type: ignore[misc]
+            yield fh
+
+    @contextlib.contextmanager
+    def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
+        layer = self._overlay.get(descriptor.digest) if self.direct else None
+        stream: LayerStream | None = None
+        if layer is not None:
+            try:
+                stream = layer.open()
+            except StorageUnavailable:
+                stream = None
+        with contextlib.ExitStack() as stack:
+            if stream is None:
+                self.read_via[descriptor.digest] = "export"
+                raw: IO[bytes] = stack.enter_context(self._open_exported(descriptor.digest))
+            else:
+                self.read_via[descriptor.digest] = "storage"
+                raw = cast(IO[bytes], _Resuming(
+                    stream, lambda: stack.enter_context(self._open_exported(descriptor.digest)),
+                    on_fallback=lambda: self.read_via.__setitem__(descriptor.digest, "export")))
+            yield VerifyingReader(raw, digest=descriptor.digest, size=None, what="layer")  # type: ignore[misc]
 
     def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[IO[bytes]]:
         return self._open(descriptor)
@@ -149,3 +188,32 @@ class ContainersStorageSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Resuming(io.RawIOBase):
+    """The direct read of a layer, going on from the export at the same offset if the direct read fails."""
+
+    def __init__(self, direct: LayerStream, exported: Callable[[], IO[bytes]], *,
+                 on_fallback: Callable[[], None]) -> None:
+        self._direct: LayerStream | None = direct
+        self._exported = exported
+        self._on_fallback = on_fallback
+        self._fallback: IO[bytes] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._direct is not None:
+            try:
+                return self._direct.readinto(buffer)
+            except StorageUnavailable:
+                offset = self._direct.offset
+                self._direct = None
+                self._on_fallback()
+                self._fallback = self._exported()
+                self._fallback.seek(offset)
+        assert self._fallback is not None
+        data = self._fallback.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
