@@ -274,19 +274,34 @@ class _Run:
             self.say(f"[{item.name}] unchanged ({image_id[:19]}): nothing to push")
             return finish(BuildStatus.UNCHANGED, config_digest=image_id,
                           manifest_digest=cur.manifest_digest if cur else None)
-        try:
-            verification = self.verify(item, image_id, log)
-            lap("rescan")
-        except Error as exc:
-            self.say(f"[{item.name}] rescan failed: {exc}")
-            return finish(BuildStatus.FAILED, config_digest=image_id, error=f"rescan failed: {exc}")
-        if verification.passed and item.recipe.tests and self.options.run_tests:
+        # The rescan and the image's tests both gate the push and neither needs the other: the tests run in
+        # containers while the rescan reads the layers, so the rescan adds nothing to the time-to-patch.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="patchline-tests") as tester:
+            tests = (tester.submit(self.run_tests, item, image_id)
+                     if item.recipe.tests and self.options.run_tests else None)
+            t_rescan = time.monotonic()
             try:
-                verification = self.run_tests(item, image_id, verification)
-                lap("tests")
+                verification: Verification | None = self.verify(item, image_id, log)
+                rescan_error = None
             except Error as exc:
-                self.say(f"[{item.name}] tests could not run: {exc}")
-                return finish(BuildStatus.FAILED, config_digest=image_id, error=f"tests could not run: {exc}")
+                verification, rescan_error = None, exc
+            timings["rescan"] = round(time.monotonic() - t_rescan, 3)
+            outcomes: tuple[dict[str, object], ...] = ()
+            tests_error = None
+            if tests is not None:
+                try:
+                    outcomes, timings["tests"] = tests.result()
+                except Error as exc:
+                    tests_error = exc
+        mark[0] = time.monotonic()
+        if verification is None:
+            self.say(f"[{item.name}] rescan failed: {rescan_error}")
+            return finish(BuildStatus.FAILED, config_digest=image_id, error=f"rescan failed: {rescan_error}")
+        if tests_error is not None:
+            self.say(f"[{item.name}] tests could not run: {tests_error}")
+            return finish(BuildStatus.FAILED, config_digest=image_id, error=f"tests could not run: {tests_error}")
+        if tests is not None:
+            verification = replace(verification, tests=outcomes)
         if not verification.passed:
             why = verification.why_failed()
             self.say(f"[{item.name}] verification failed: {why}")
@@ -321,16 +336,18 @@ class _Run:
         return finish(BuildStatus.BUILT, config_digest=image_id, manifest_digest=digest, verification=verification,
                       pushed=f"{repo}@{digest}", signed=signed)
 
-    def run_tests(self, item: PlanItem, image_id: str, verification: Verification) -> Verification:
+    def run_tests(self, item: PlanItem, image_id: str) -> tuple[tuple[dict[str, object], ...], float]:
+        """The image's tests: their outcomes, and the seconds they took."""
         from patchline.verify import run_image_tests
 
+        started = time.monotonic()
         self.say(f"[{item.name}] running {len(item.recipe.tests)} test(s)")
         report = run_image_tests(image_id, item.recipe.tests, log_dir=self.logs / "tests",
                                  run_id=f"{self.run_id}-{item.name}")
         for outcome in report.outcomes:
             self.say(f"[{item.name}] test {outcome.name}: {'passed' if outcome.passed else 'FAILED'} "
                      f"({outcome.detail})")
-        return replace(verification, tests=tuple(o.as_dict() for o in report.outcomes))
+        return tuple(o.as_dict() for o in report.outcomes), round(time.monotonic() - started, 3)
 
     def sbom_of(self, image_id: str) -> bytes | None:
         from patchline.sbom import render_sbom

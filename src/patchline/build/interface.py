@@ -184,7 +184,8 @@ class BuildResult:
     verification: Verification | None = None
     signed: SignedImage | None = None
     seconds: float = 0.0
-    timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase: build, rescan, tests, push, sign
+    # seconds per phase: prepare, build, rescan, tests, push, sign (the rescan and the tests run at the same time)
+    timings: Mapping[str, float] = field(default_factory=dict)
     started: float = 0.0  # time.monotonic() offsets within the rebuild, for the wall-time report
     finished: float = 0.0
 
