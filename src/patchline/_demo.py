@@ -43,6 +43,7 @@ from typing import Any, Protocol
 import httpx
 
 from patchline._config import Config, load_config
+from patchline._http import tls_context
 from patchline.errors import BuildError, ConfigError, Error, HostError, RolloutError
 from patchline.store import BuildRow, FixableRow, PendingRow, RunRow, Store
 
@@ -446,7 +447,7 @@ def to_toml(doc: Mapping[str, Any]) -> str:
 def _registry_answers(host: str) -> bool | None:
     """True: a registry answers ``/v2/``; False: something else listens there; None: nothing listens."""
     try:
-        with httpx.Client(trust_env=False, timeout=2) as client:
+        with httpx.Client(trust_env=False, timeout=2, verify=tls_context()) as client:
             return client.get(f"http://{host}/v2/").status_code == 200
     except httpx.ConnectError:
         return None

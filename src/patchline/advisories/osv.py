@@ -28,6 +28,7 @@ from typing import Any, cast
 import httpx
 import yaml
 
+from patchline._http import tls_context
 from patchline.advisories._cvss import score_vector
 from patchline.advisories.interface import Advisory, Affected
 from patchline.assess.model import AdvisoryId, AssessSkip, Severity, SeverityScore
@@ -234,7 +235,7 @@ class OsvFeed:
                 headers["If-None-Match"] = meta["etag"]
             if meta.get("last_modified"):
                 headers["If-Modified-Since"] = meta["last_modified"]
-        client = self._client or httpx.Client(timeout=60.0, follow_redirects=True)
+        client = self._client or httpx.Client(timeout=60.0, follow_redirects=True, verify=tls_context())
         try:
             downloads.mkdir(parents=True, exist_ok=True)
             with client.stream("GET", self._source, headers=headers) as response:

@@ -11,6 +11,7 @@ import httpx
 
 from patchline import __version__
 from patchline._config import WebhookConfig
+from patchline._http import tls_context
 from patchline.errors import ConfigError, EventError
 from patchline.events._cloudevents import CONTENT_TYPE, default_source, encode
 from patchline.events.interface import CLOUDEVENTS_TYPE_PREFIX, Event
@@ -82,7 +83,7 @@ class WebhookPublisher:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(timeout=self.config.timeout, follow_redirects=False,
+            self._client = httpx.Client(timeout=self.config.timeout, follow_redirects=False, verify=tls_context(),
                                         headers={"User-Agent": f"patchline/{__version__}"})
         return self._client
 

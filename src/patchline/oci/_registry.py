@@ -15,6 +15,7 @@ from typing import IO, Any, Literal, Self, cast
 
 import httpx
 
+from patchline._http import tls_context
 from patchline._model import Digest
 from patchline.errors import (
     AuthError,
@@ -265,7 +266,7 @@ def new_registry_client(*, insecure: bool = False, timeout: float = 60.0) -> htt
     return httpx.Client(
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,  # blob GETs are redirected to object storage
-        verify=not insecure,
+        verify=False if insecure else tls_context(),
         headers={"User-Agent": _USER_AGENT},
     )
 

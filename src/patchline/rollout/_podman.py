@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from patchline._http import tls_context
 from patchline.errors import Error, HostError, SignatureRefused
 from patchline.oci import parse_image_ref
 from patchline.rollout.interface import (
@@ -171,7 +172,8 @@ class PodmanTarget:
         if self._client is None:
             # No keep-alive: every probe opens a new connection, as a new client would; a pooled
             # connection to the replica this port had before could otherwise answer for it.
-            self._client = httpx.Client(trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
+            self._client = httpx.Client(trust_env=False, verify=tls_context(),
+                                        limits=httpx.Limits(max_keepalive_connections=0))
         try:
             response = self._client.get(f"http://127.0.0.1:{port}{health.http}", timeout=health.timeout)
         except httpx.TransportError as exc:

@@ -33,6 +33,7 @@ from typing import IO, BinaryIO
 import httpx
 from debian.changelog import Changelog
 
+from patchline._http import tls_context
 from patchline.assess.model import PendingUpdate
 from patchline.errors import IndexFormatError, IndexIntegrityError, UpdateSourceError
 from patchline.updates._candidates import CandidateDeb, UpgradePlan
@@ -246,7 +247,7 @@ def read_changelogs(
         cache_dir = default_apt_cache_dir()
     unique = {deb.sha256: deb for deb in plan.debs}
     own_client = client is None
-    http = client or httpx.Client(timeout=timeout, follow_redirects=True)
+    http = client or httpx.Client(timeout=timeout, follow_redirects=True, verify=tls_context())
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="patchline-deb") as pool:
             results = dict(

@@ -54,6 +54,7 @@ def _version(text: str) -> Version:
     return Version(text)
 
 
+@functools.lru_cache(maxsize=1 << 17)  # a fleet compares the same few thousand pairs image after image
 def compare_versions(a: str, b: str) -> int:
     """dpkg's ordering: negative, zero or positive like ``dpkg --compare-versions``."""
     va, vb = _version(a), _version(b)

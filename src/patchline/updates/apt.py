@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from patchline._http import tls_context
 from patchline.assess.model import AssessSkip
 from patchline.errors import (
     IndexFormatError,
@@ -136,7 +137,7 @@ def _client(options: FetchOptions) -> Iterator[httpx.Client]:
     if options.client is not None:
         yield options.client
         return
-    with httpx.Client(timeout=options.timeout, follow_redirects=True) as client:
+    with httpx.Client(timeout=options.timeout, follow_redirects=True, verify=tls_context()) as client:
         yield client
 
 

@@ -27,6 +27,7 @@ from typing import IO
 import httpx
 
 from patchline._config import ImageTest
+from patchline._http import tls_context
 from patchline.errors import VerifyError
 from patchline.verify.interface import TestOutcome, TestReport
 
@@ -161,7 +162,7 @@ def _poll(url: str, test: ImageTest, container: str, deadline: float) -> tuple[s
                               stderr=subprocess.DEVNULL, text=True)
     last_error = "no answer"
     try:
-        with httpx.Client(trust_env=False) as client:
+        with httpx.Client(trust_env=False, verify=tls_context()) as client:
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     response = client.get(url, timeout=min(_REQUEST_TIMEOUT, left))
