@@ -117,6 +117,9 @@ def test_replicas_start_serve_get_replaced_and_removed(
     ]
     assert [r.container_id for r in listed] == [r.container_id for r in started]
     assert summary(started) == summary(listed)
+    # Several services in one look: each gets its own replicas, one with none gets an empty list.
+    both = target.replicas_of([service, f"{service}-none"])
+    assert {k: summary(v) for k, v in both.items()} == {service: summary(listed), f"{service}-none": []}
 
     # Replica 0 moves to version 2: start() takes the slot over from the running container.
     moved = target.start(spec, 0, image=V2, image_id=v2, rollout_id=2)

@@ -182,14 +182,18 @@ class _Runner:
         approved = self.store.approvals(self.run_id)
         todo = []
         out: dict[str, Any] = {}
+        if not self.config.services:
+            return {"services": out}, {"deployed": {}}
+        # One target (one signature policy) for every service, and one look at all their replicas.
+        target = make_target(self.config)
+        seen = target.replicas_of([s.name for s in self.config.services])
         for service in self.config.services:
             try:
                 image = resolve_image(self.config, self.store, service, None)
             except Error as exc:
                 out[service.name] = {"state": "skipped", "why": str(exc)}
                 continue
-            target = make_target(self.config, services=[service])
-            replicas = target.replicas(service.name)  # one podman ps + inspect per service
+            replicas = seen[service.name]
             running = _majority_image(replicas)
             if running == image and len(replicas) >= service.replicas:
                 out[service.name] = {"state": "current", "image": image}
@@ -208,7 +212,8 @@ class _Runner:
         def one(pair: tuple[Any, str]) -> tuple[str, dict[str, Any]]:
             service, image = pair
             try:
-                result = rollout_service(self.config, self.store, service.name, to=image, progress=self.say)
+                result = rollout_service(self.config, self.store, service.name, to=image, target=target,
+                                         progress=self.say)
             except Error as exc:
                 self.store.update_patch_items(service.image, state="stuck", why=f"rollout refused: {exc}"[:500],
                                               from_states=("rebuilt", "open"))

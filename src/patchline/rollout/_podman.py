@@ -112,16 +112,25 @@ class PodmanTarget:
 
     def replicas(self, service: str) -> list[Replica]:
         """The containers labelled as replicas of ``service``, by index (two podman calls)."""
-        ps = _podman(["podman", "ps", "-a", "--filter", f"label={LABEL_SERVICE}={service}", "--format", "json"])
-        found = parse_replicas(ps.stdout)
+        return self.replicas_of([service])[service]
+
+    def replicas_of(self, services: Collection[str]) -> dict[str, list[Replica]]:
+        """The replicas of each of ``services``, by index: the same two podman calls as for one service."""
+        label = f"label={LABEL_SERVICE}={next(iter(services))}" if len(services) == 1 else f"label={LABEL_SERVICE}"
+        ps = _podman(["podman", "ps", "-a", "--filter", label, "--format", "json"])
+        found = [r for r in parse_replicas(ps.stdout) if r.service in services]
+        out: dict[str, list[Replica]] = {s: [] for s in services}
         if not found:
-            return []
+            return out
         # `podman ps` does not show restarts: one inspect for all the containers does.
         inspect = _podman(["podman", "container", "inspect", "--format", "{{.Id}} {{.RestartCount}}",
                            *(r.container_id for r in found)], tolerate=_NO_SUCH_CONTAINER)
         restarts = parse_restart_counts(inspect.stdout)
         # A container missing from the inspect output was removed since `podman ps`: it is no replica.
-        return [replace(r, restarts=restarts[r.container_id]) for r in found if r.container_id in restarts]
+        for r in found:
+            if r.container_id in restarts:
+                out[r.service].append(replace(r, restarts=restarts[r.container_id]))
+        return out
 
     def start(self, spec: ServiceSpec, index: int, *, image: str, image_id: str, rollout_id: int) -> Replica:
         """Start replica ``index`` of ``spec`` on ``image_id`` (``image`` is its repository@digest).

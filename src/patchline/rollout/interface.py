@@ -9,7 +9,7 @@ record, so a killed patchline resumes where it stopped.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -91,6 +91,10 @@ class RolloutTarget(Protocol):
 
     def replicas(self, service: str) -> Sequence[Replica]:
         """Every container labelled as a replica of this service, by index."""
+        ...
+
+    def replicas_of(self, services: Collection[str]) -> Mapping[str, Sequence[Replica]]:
+        """:meth:`replicas` of several services, in one look where the target can."""
         ...
 
     def start(self, spec: ServiceSpec, index: int, *, image: str, image_id: str, rollout_id: int) -> Replica:

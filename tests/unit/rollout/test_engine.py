@@ -6,7 +6,7 @@ under test is the engine's sequencing, which these tests observe at every target
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +69,9 @@ class MemoryTarget:
     def replicas(self, service: str) -> list[Replica]:
         return [Replica(service, i, f"patchline-{service}-{i}", f"c{i}", s.image, "id", s.running, s.restarts, None,
                         None) for i, s in sorted(self.slots.items())]
+
+    def replicas_of(self, services: Collection[str]) -> dict[str, list[Replica]]:
+        return {s: self.replicas(s) for s in services}
 
     def start(self, spec: ServiceSpec, index: int, *, image: str, image_id: str, rollout_id: int) -> Replica:
         self.slots.pop(index, None)
