@@ -138,6 +138,9 @@ def _after_discovery(store: Store, report: DiscoveryReport, *, updates: bool, fm
     if refresh is not None:
         stderr.print(f"pending updates: {refresh.pending} in {refresh.images_with_pending} of {refresh.images} "
                      "Debian image(s)", markup=False)
+        if refresh.kept:
+            stderr.print(f"[yellow]kept as they were:[/] the pending updates of {len(refresh.kept)} image(s) whose "
+                         "update sources could not all be read")
     for what, why in (*report.failed, *report.skipped):
         stderr.print(f"[yellow]skipped[/] {escape(what)}: {escape(why)}")
     if sync is not None and sync.unresolved:
@@ -266,6 +269,9 @@ def refresh(
                      "Debian image(s)", markup=False)
         for what, why in updates.skipped:
             stderr.print(f"  [yellow]skipped[/] {escape(what)}: {escape(why)}")
+        if updates.kept:
+            stderr.print(f"  [yellow]kept as they were:[/] the pending updates of {len(updates.kept)} image(s) "
+                         "whose update sources could not all be read")
 
 
 def _workload_names(hit_workloads: tuple[Any, ...]) -> str:

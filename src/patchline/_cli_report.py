@@ -73,8 +73,12 @@ def render_report(report: PatchReport, console: Console) -> None:
         table = _table("time to patch (per advisory and update)", "KIND", "ITEM", "FIRST SEEN", "REBUILT",
                        "DEPLOYED", "TIME TO PATCH", "RECIPES")
         for i in report.items:
-            ttp = humanize_seconds(i.time_to_patch) if not i.exposed else \
-                f"[red]exposed {humanize_seconds(i.age)}[/]"
+            if i.exposed:
+                ttp = f"[red]exposed {humanize_seconds(i.age)}[/]"
+            elif i.time_to_patch is None:
+                ttp = "closed: no longer reported"
+            else:
+                ttp = humanize_seconds(i.time_to_patch)
             table.add_row(i.kind, escape(i.item), _when(i.first_seen), _when(i.last_rebuilt), _when(i.last_deployed),
                           ttp, escape(", ".join(sorted({e.recipe for e in i.recipes}))))
         console.print(table)

@@ -32,6 +32,7 @@ class UpdateRefresh:
     pending: int
     images_with_pending: int
     skipped: tuple[tuple[str, str], ...] = ()
+    kept: tuple[str, ...] = ()  # images whose sources could not all be read: their pending updates left as they were
 
 
 def refresh_feeds(store: Store, feeds: Sequence[str], *, progress: Say | None = None) -> list[RefreshResult]:
@@ -71,12 +72,20 @@ def refresh_updates(store: Store, options: AssessOptions, *, progress: Say | Non
             continue
         groups.setdefault(tuple(suites), []).append((digest, scan))
     summary: list[tuple[str, str, str]] = []
+    kept: list[str] = []
     total = with_pending = 0
     for group, members in groups.items():
         labels = ", ".join(s.label for s in group)
         say(f"loading update sources {labels} for {len(members)} image(s)")
         loaded = load_sources(list(group), fetch_options(options))
         skipped.extend((s.what, s.reason) for s in loaded.skipped)
+        if loaded.skipped:
+            # Planned against what could be read, the updates of a source that could not (a mirror down, an
+            # expired Release) would look applied: the fleet would seem patched. Keep what was known.
+            say(f"update sources {labels} could not all be read ({loaded.skipped[0].what}: "
+                f"{loaded.skipped[0].reason}); the pending updates of {len(members)} image(s) are left as they were")
+            kept.extend(digest for digest, _scan in members)
+            continue
         revision = loaded.revision
         previous = store.record_update_source(labels, revision)
         summary.append((labels, revision, previous))
@@ -86,4 +95,4 @@ def refresh_updates(store: Store, options: AssessOptions, *, progress: Say | Non
             total += len(pending)
             with_pending += bool(pending)
     return UpdateRefresh(groups=tuple(summary), images=sum(len(m) for m in groups.values()), pending=total,
-                         images_with_pending=with_pending, skipped=tuple(skipped))
+                         images_with_pending=with_pending, skipped=tuple(skipped), kept=tuple(kept))

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 DEFAULT_RUNS = 10
 # What keeps a row open when the store recorded no reason of its own.
-_STATE_WHY = {"open": "not rebuilt yet", "rebuilt": "rebuilt, not rolled out yet", "stuck": "stuck"}
+_STATE_WHY = {"open": "not rebuilt yet", "rebuilt": "rebuilt, not rolled out yet", "stuck": "stuck",
+              "closed": "no longer reported"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class RecipeExposure:
     """One ``patch_items`` row: an item in one recipe."""
 
     recipe: str
-    state: str  # open, rebuilt, deployed, stuck
+    state: str  # open, rebuilt, deployed, stuck, closed (no longer reported: neither patched nor exposed)
     why: str  # what keeps it open (the store's reason, else what its state means); "" once patched
     services: tuple[str, ...]  # the services that run the recipe
     patched: bool  # deployed, or rebuilt where no service runs the recipe
@@ -174,8 +175,12 @@ class _Aggregate:
 
 
 def _aggregate(rows: Sequence[PatchItemRow]) -> _Aggregate:
+    """When the item was first seen, and when its last recipe was patched (closed rows count for neither)."""
     first = min(r.first_seen_at for r in rows)
-    done = [_patched_at(r) for r in rows]
+    live = [r for r in rows if r.state != "closed"]
+    done = [_patched_at(r) for r in live]
+    if not live:
+        return _Aggregate(first, None)
     if any(d is None for d in done):
         return _Aggregate(first, None)
     return _Aggregate(first, max(d for d in done if d is not None))
@@ -192,7 +197,7 @@ def _item(kind: str, item: str, rows: Sequence[PatchItemRow], now: dt.datetime) 
     agg = _aggregate(rows)
     rebuilt = [r.rebuilt_at for r in rows if r.rebuilt_at is not None]
     deployed = [r.deployed_at for r in rows if r.deployed_at is not None]
-    exposed = agg.patched_at is None
+    exposed = agg.patched_at is None and any(r.state != "closed" for r in rows)
     return ItemReport(
         kind=kind, item=item, exposed=exposed, first_seen=agg.first_seen,
         first_rebuilt=min(rebuilt, default=None), last_rebuilt=max(rebuilt, default=None),
@@ -207,12 +212,15 @@ def _service(name: str, rows: Sequence[PatchItemRow]) -> ServiceReport:
     for r in rows:
         by_item[(r.kind, r.item)].append(r)
     durations: list[float] = []
+    still_open = 0
     for item_rows in by_item.values():
         agg = _aggregate(item_rows)
         if agg.patched_at is not None:
             durations.append(_seconds(agg.patched_at - agg.first_seen))
+        elif any(r.state != "closed" for r in item_rows):
+            still_open += 1
     return ServiceReport(name, tuple(sorted({r.recipe for r in rows})), deployed=len(durations),
-                         open=len(by_item) - len(durations), time_to_patch=time_to_patch(durations))
+                         open=still_open, time_to_patch=time_to_patch(durations))
 
 
 def _step_seconds(output: Mapping[str, Any], started: dt.datetime | None, finished: dt.datetime | None
@@ -254,12 +262,12 @@ def patch_report(store: Store, *, now: dt.datetime | None = None, runs: int = DE
                    key=lambda i: (i.first_seen, i.kind, i.item))
     still = sorted((ExposedItem(i.kind, i.item, e.recipe, e.state, e.why, e.services, e.first_seen,
                                 _seconds(now - e.first_seen))
-                    for i in items for e in i.recipes if not e.patched),
+                    for i in items for e in i.recipes if not e.patched and e.state != "closed"),
                    key=lambda x: (x.first_seen, x.kind, x.item, x.recipe))
     durations = [i.time_to_patch for i in items if i.time_to_patch is not None]
     return PatchReport(
         generated_at=now, items_total=len(items), items_patched=len(durations),
-        items_exposed=len(items) - len(durations), overall=time_to_patch(durations), items=tuple(items),
+        items_exposed=sum(i.exposed for i in items), overall=time_to_patch(durations), items=tuple(items),
         services=tuple(_service(name, by_service[name]) for name in sorted(by_service)),
         still_exposed=tuple(still),
         runs=tuple(run_summary(r) for r in store.runs(limit=runs)) if runs > 0 else ())

@@ -72,7 +72,9 @@ class _Runner:
         if options.updates:
             updates = refresh_updates(self.store, options, progress=self.say)
             out["updates"] = {"images": updates.images, "pending": updates.pending,
-                              "images_with_pending": updates.images_with_pending}
+                              "images_with_pending": updates.images_with_pending,
+                              "kept_as_they_were": len(updates.kept),
+                              "skipped": [f"{what}: {why}" for what, why in updates.skipped][:20]}
             inputs["update_revisions"] = {sources: revision for sources, revision, _old in updates.groups}
         try:
             found = discover_podman(self.store, options=DiscoverOptions())
@@ -106,8 +108,10 @@ class _Runner:
                 elif reason.code is ReasonCode.FIXABLE_ADVISORY:
                     items += [("advisory", x, item.name) for x in reason.items]
         new = self.store.note_patch_items(items, run_id=self.run_id, services=self._services_of())
+        closed = self.store.close_vanished_patch_items(items, run_id=self.run_id)
         summary = self.store.fleet()
-        return {"exposed_items": len(set(items)), "new_items": new, "dirty": [i.name for i in fleet.plan.items],
+        return {"exposed_items": len(set(items)), "new_items": new, "closed_items": closed,
+                "dirty": [i.name for i in fleet.plan.items],
                 "pending_updates": summary.pending_updates, "images_by_severity": summary.images_by_severity,
                 "running_workloads": summary.running_workloads}, {}
 
@@ -243,8 +247,11 @@ class _Runner:
             self.say(f"events: {line}")
         items = self.store.patch_items()
         # An image no service runs (a base, a batch image) is patched once it is rebuilt.
-        open_items = [i for i in items if not (i.state == "deployed" or (i.state == "rebuilt" and not i.services))]
-        return {"open": len(open_items), "deployed": len(items) - len(open_items), "event_problems": problems,
+        open_items = [i for i in items if not (i.state in ("deployed", "closed")
+                                               or (i.state == "rebuilt" and not i.services))]
+        closed = sum(i.state == "closed" for i in items)
+        return {"open": len(open_items), "deployed": len(items) - len(open_items) - closed, "closed": closed,
+                "event_problems": problems,
                 "still_exposed": [{"kind": i.kind, "item": i.item, "recipe": i.recipe, "state": i.state,
                                    "why": i.why} for i in open_items][:200]}, {}
 

@@ -253,7 +253,8 @@ class RunRecords:
 
         def work(conn: Connection, _new: object) -> int:
             open_rows = {(r.kind, r.item, r.recipe) for r in conn.execute(
-                select(PatchItem.kind, PatchItem.item, PatchItem.recipe).where(PatchItem.state != "deployed"))}
+                select(PatchItem.kind, PatchItem.item, PatchItem.recipe).where(
+                    PatchItem.state.not_in(["deployed", "closed"])))}
             new = [t for t in dict.fromkeys(items) if t not in open_rows]
             if new:
                 conn.execute(insert(PatchItem), [{
@@ -261,6 +262,26 @@ class RunRecords:
                     "first_seen_run": run_id, "services": json.dumps(sorted((services or {}).get(r, [])))}
                     for k, i, r in new])
             return len(new)
+
+        return int(self._write(work))
+
+    def close_vanished_patch_items(self, present: Sequence[tuple[str, str, str]], *, run_id: int | None,
+                                   when: dt.datetime | None = None) -> int:
+        """Close the open or stuck ``(kind, item, recipe)`` rows not in ``present`` (what the assessment still
+        reports): fixed outside patchline, an advisory withdrawn, an image gone from the fleet. Rows already
+        rebuilt are left to their rollout: their image is fixed, the workloads may not be. Returns how many."""
+        now = when.astimezone(dt.UTC) if when is not None else _now()
+        keep = set(present)
+        why = (f"no longer reported (run {run_id}, {now:%Y-%m-%d %H:%M} UTC): fixed outside patchline, "
+               "withdrawn, or the image left the fleet")
+
+        def work(conn: Connection, _new: object) -> int:
+            rows = conn.execute(select(PatchItem.id, PatchItem.kind, PatchItem.item, PatchItem.recipe).where(
+                PatchItem.state.in_(["open", "stuck"]), PatchItem.rebuilt_at.is_(None))).all()
+            ids = [r.id for r in rows if (r.kind, r.item, r.recipe) not in keep]
+            if ids:
+                conn.execute(update(PatchItem).where(PatchItem.id.in_(ids)).values(state="closed", why=why))
+            return len(ids)
 
         return int(self._write(work))
 

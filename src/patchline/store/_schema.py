@@ -435,7 +435,7 @@ class PatchItem(Base):
     kind: Mapped[str] = mapped_column(String(16))  # advisory, update
     item: Mapped[str] = mapped_column(String(300))  # an advisory ID, or the package name of a pending update
     recipe: Mapped[str] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(24))  # open, rebuilt, deployed, stuck
+    state: Mapped[str] = mapped_column(String(24))  # open, rebuilt, deployed, stuck, closed (no longer reported)
     why: Mapped[str] = mapped_column(Text, default="")  # what keeps it open: build failed, rolled back, approval
     first_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     first_seen_run: Mapped[int | None] = mapped_column(Integer)

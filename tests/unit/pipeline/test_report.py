@@ -208,6 +208,45 @@ def test_stuck_items_show_their_why(store: Store, moves: Sequence[tuple[str, str
     assert (exposed.state, exposed.why) == (state, why)
 
 
+def test_rows_no_longer_reported_are_closed_neither_patched_nor_exposed(store: Store) -> None:
+    fleet(store)  # open: DSA-4 in web; stuck by a failed build: DSA-2 in api; the rest rebuilt or deployed
+    store.note_patch_items([("advisory", "DSA-6", "web"), ("advisory", "DSA-6", "api")], run_id=None,
+                           services=SERVICES, when=at(200))
+    store.update_patch_items("web", items=[("advisory", "DSA-6")], state="rebuilt", digest=D_WEB, when=at(300))
+    # The next assessment still reports DSA-6 in api only: DSA-4 and DSA-2 were fixed outside patchline (or
+    # withdrawn). DSA-6 in web is rebuilt, not deployed: not reported any more either, but it stays open.
+    closed = store.close_vanished_patch_items([("advisory", "DSA-6", "api")], run_id=7, when=at(400))
+    assert closed == 2
+    rows = {(r.item, r.recipe): r for r in store.patch_items()}
+    assert {k: rows[k].state for k in [("DSA-4", "web"), ("DSA-2", "api"), ("DSA-6", "web"), ("DSA-6", "api"),
+                                       ("DSA-1", "api"), ("DSA-3", "base")]} == {
+        ("DSA-4", "web"): "closed", ("DSA-2", "api"): "closed", ("DSA-6", "web"): "rebuilt",
+        ("DSA-6", "api"): "open", ("DSA-1", "api"): "deployed", ("DSA-3", "base"): "rebuilt"}
+    assert rows[("DSA-4", "web")].why.startswith("no longer reported (run 7, 2026-12-01 10:06 UTC)")
+
+    report = patch_report(store, now=NOW)
+    for name in ("DSA-4", "DSA-2"):
+        closed_item = item(report, "advisory", name)
+        assert not closed_item.exposed and closed_item.time_to_patch is None and closed_item.age is None
+    assert item(report, "advisory", "DSA-6").exposed
+    assert [(x.item, x.recipe, x.state) for x in report.still_exposed] == [("DSA-6", "api", "open"),
+                                                                            ("DSA-6", "web", "rebuilt")]
+    assert (report.items_total, report.items_patched, report.items_exposed) == (6, 3, 1)
+    by = {s.service: (s.deployed, s.open) for s in report.services}
+    assert by == {"web": (2, 1), "api": (1, 1), "worker": (1, 1)}
+    # Seen again later: a new row opens (the closed one stays closed, with its history).
+    assert store.note_patch_items([("advisory", "DSA-4", "web")], run_id=8, services=SERVICES, when=at(500)) == 1
+    assert item(patch_report(store, now=NOW), "advisory", "DSA-4").exposed
+
+
+def test_the_cli_table_says_closed(store: Store, db: Path, cli_env: None) -> None:
+    store.note_patch_items([("advisory", "DSA-7", "web")], run_id=None, services=SERVICES, when=T0)
+    store.close_vanished_patch_items([], run_id=3, when=at(60))
+    out = runner.invoke(app, ["report", "--db", str(db)])
+    assert out.exit_code == 0, out.output
+    assert "closed: no longer reported" in out.output
+
+
 def test_update_patch_items_stamps_now_without_when(store: Store) -> None:
     store.note_patch_items([("update", "perl-base", "web")], run_id=None, services=SERVICES, when=T0)
     before = dt.datetime.now(dt.UTC)
