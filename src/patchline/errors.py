@@ -25,7 +25,8 @@ are translated at the boundary with ``raise ... from exc``. The CLI catches
     │   ├── IndexSignatureError     InRelease unsigned, badly signed or signed by an unknown key
     │   ├── IndexExpiredError       the Release file's Valid-Until has passed
     │   ├── IndexIntegrityError     an index or .deb does not match its SHA256 or size
-    │   └── IndexFormatError        a Release or Packages file is malformed or lacks a component
+    │   ├── IndexFormatError        a Release or Packages file is malformed
+    │   └── SuiteMissing            the suite, component or architecture is not there: nothing to update from
     ├── AdvisoryError               advisory data cannot be used
     │   ├── FeedError               an advisory feed cannot be read at all (a bad record is a skip)
     │   └── VexError                a VEX document is malformed
@@ -79,6 +80,7 @@ __all__ = [
     "SignatureRefused",
     "SourceError",
     "StoreError",
+    "SuiteMissing",
     "UnpromotableError",
     "UpdateSourceError",
     "VerifyError",
@@ -186,7 +188,13 @@ class IndexIntegrityError(UpdateSourceError):
 
 
 class IndexFormatError(UpdateSourceError):
-    """A Release or Packages file is malformed, or lacks the wanted component."""
+    """A Release or Packages file is malformed."""
+
+
+class SuiteMissing(UpdateSourceError):
+    """The suite is not at the source (no InRelease or Release), or its Release lacks the wanted component or
+    architecture. Unlike an unreachable or untrusted source, this holds until the configuration changes: the
+    other sources are used without it."""
 
 
 class HostError(Error):

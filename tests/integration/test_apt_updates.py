@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ import pytest
 
 from patchline._hostapt import host_debian_mirror
 from patchline._model import Ecosystem, Package, Purl
-from patchline.errors import ConfigError, IndexExpiredError, IndexSignatureError, UpdateSourceError
+from patchline.errors import ConfigError, IndexExpiredError, IndexSignatureError, SuiteMissing, UpdateSourceError
 from patchline.updates import (
     DEBIAN_ARCHIVE_KEYRING,
     AptSuite,
@@ -276,6 +277,7 @@ def test_truncated_packages_xz_is_skipped_and_other_suites_go_on(apt_repo: AptRe
     (skip,) = loaded.skipped
     assert skip.what == f"{apt_repo.url}/dists/{SUITE}/main/binary-amd64"
     assert "Packages.xz" in skip.reason and "truncated" in skip.reason and "skipped" in skip.reason
+    assert loaded.unread == (skip,)  # there but unreadable: planning without it would hide its updates
     with pytest.raises(UpdateSourceError, match="truncated"):
         load_sources(suites, _options(apt_repo, tmp_path), strict=True)
 
@@ -287,6 +289,7 @@ def test_release_without_the_component(apt_repo: AptRepo, tmp_path: Path) -> Non
     got = suite.fetch(_options(apt_repo, tmp_path))
     assert [i.component for i in got.indexes] == ["main"]
     assert "no component 'contrib'" in got.skipped[0].reason
+    assert got.unread == ()  # not there at all: nothing to update from, the rest is planned without it
     with pytest.raises(UpdateSourceError, match="no component 'contrib'"):
         load_sources([suite], _options(apt_repo, tmp_path), strict=True)
 
@@ -294,8 +297,25 @@ def test_release_without_the_component(apt_repo: AptRepo, tmp_path: Path) -> Non
 def test_wrong_suite_name(apt_repo: AptRepo, tmp_path: Path) -> None:
     apt_repo.add("hello", "1.0-2")
     apt_repo.publish(SUITE)
-    with pytest.raises(UpdateSourceError, match="no InRelease or Release"):
+    with pytest.raises(SuiteMissing, match="no InRelease or Release"):
         AptSuite(apt_repo.url, "nosuch", ("main",)).fetch(_options(apt_repo, tmp_path))
+    loaded = load_sources([AptSuite(apt_repo.url, SUITE, ("main",)), AptSuite(apt_repo.url, "nosuch", ("main",))],
+                          _options(apt_repo, tmp_path))
+    assert [i.suite for i in loaded.indexes] == [SUITE]
+    assert len(loaded.skipped) == 1 and loaded.unread == ()
+
+
+def test_an_unreachable_source_is_unread_not_missing(apt_repo: AptRepo, tmp_path: Path) -> None:
+    apt_repo.add("hello", "1.0-2")
+    apt_repo.publish(SUITE)
+    with socket.socket() as sock:  # a port nothing listens on: the mirror is down
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    loaded = load_sources([AptSuite(apt_repo.url, SUITE, ("main",)), AptSuite(down, SUITE, ("main",))],
+                          _options(apt_repo, tmp_path))
+    assert [i.suite for i in loaded.indexes] == [SUITE]
+    (skip,) = loaded.unread
+    assert "cannot fetch" in skip.reason
 
 
 # --- live: the host's Debian mirrors ---------------------------------------------------------------------------------

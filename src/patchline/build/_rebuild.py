@@ -44,7 +44,7 @@ from patchline.build.interface import (
     RecipeKind,
     Verification,
 )
-from patchline.errors import Error
+from patchline.errors import BuildError, Error
 from patchline.events.interface import EventDraft, EventType
 from patchline.fleet._discover import split_reference
 
@@ -429,6 +429,13 @@ class _Run:
                 loaded = load_sources(list(suites), fetch_options(self.options.assess))
                 with self.lock:
                     self.loaded[key] = loaded
+            unread = loaded.unread
+            if unread:
+                # Checked against what could be read, the unread source's updates would look applied: the
+                # rebuild would claim a fix it cannot see. A failed build is retried by the next run.
+                first = unread[0]
+                raise BuildError(f"update sources could not all be read for the rescan ({first.what}: "
+                                 f"{first.reason})")
             pending = pending_against(scan, loaded, changelogs=self.options.assess.changelogs, say=lambda _l: None)
             self.store.record_pending(image_id, pending, revision=loaded.revision)
             pending_names = {p.package.name for p in pending}

@@ -79,11 +79,13 @@ def refresh_updates(store: Store, options: AssessOptions, *, progress: Say | Non
         say(f"loading update sources {labels} for {len(members)} image(s)")
         loaded = load_sources(list(group), fetch_options(options))
         skipped.extend((s.what, s.reason) for s in loaded.skipped)
-        if loaded.skipped:
+        unread = loaded.unread
+        if unread:
             # Planned against what could be read, the updates of a source that could not (a mirror down, an
-            # expired Release) would look applied: the fleet would seem patched. Keep what was known.
-            say(f"update sources {labels} could not all be read ({loaded.skipped[0].what}: "
-                f"{loaded.skipped[0].reason}); the pending updates of {len(members)} image(s) are left as they were")
+            # expired Release) would look applied: the fleet would seem patched. Keep what was known. A suite
+            # that is not there at all (SuiteMissing) has nothing to update from: planned without it.
+            say(f"update sources {labels} could not all be read ({unread[0].what}: "
+                f"{unread[0].reason}); the pending updates of {len(members)} image(s) are left as they were")
             kept.extend(digest for digest, _scan in members)
             continue
         revision = loaded.revision

@@ -27,6 +27,7 @@ from patchline.errors import (
     IndexFormatError,
     IndexIntegrityError,
     IndexSignatureError,
+    SuiteMissing,
     UpdateSourceError,
 )
 from patchline.updates._packages import decompress_index, load_parsed, parse_packages, store_parsed
@@ -87,12 +88,17 @@ class AptSuite:
             release = fetch_release(self, options, client=client)
             indexes: list[PackagesIndex] = []
             skipped: list[AssessSkip] = []
+            missing: list[str] = []
             for component in self.components:
                 try:
                     indexes.append(_fetch_packages(self, component, release, options, client=client))
                 except UpdateSourceError as exc:
-                    skipped.append(AssessSkip(what=f"{self.dists_url}/{component}/binary-{self.arch}", reason=str(exc)))
-            return SourceIndexes(indexes=tuple(indexes), skipped=tuple(skipped), sources=(self.label,))
+                    what = f"{self.dists_url}/{component}/binary-{self.arch}"
+                    skipped.append(AssessSkip(what=what, reason=str(exc)))
+                    if isinstance(exc, SuiteMissing):
+                        missing.append(what)
+            return SourceIndexes(indexes=tuple(indexes), skipped=tuple(skipped), sources=(self.label,),
+                                 missing=tuple(missing))
 
 
 def load_sources(
@@ -108,6 +114,7 @@ def load_sources(
     options = options or FetchOptions()
     indexes: list[PackagesIndex] = []
     skipped: list[AssessSkip] = []
+    missing: list[str] = []
     with _client(options) as client:
         shared = FetchOptions(
             keyring=options.keyring,
@@ -124,12 +131,16 @@ def load_sources(
                 if strict:
                     raise
                 skipped.append(AssessSkip(what=suite.label, reason=str(exc)))
+                if isinstance(exc, SuiteMissing):
+                    missing.append(suite.label)
                 continue
             if strict and got.skipped:
                 raise UpdateSourceError(f"{suite.label}: {got.skipped[0].reason}")
             indexes.extend(got.indexes)
             skipped.extend(got.skipped)
-    return SourceIndexes(indexes=tuple(indexes), skipped=tuple(skipped), sources=tuple(s.label for s in suites))
+            missing.extend(got.missing)
+    return SourceIndexes(indexes=tuple(indexes), skipped=tuple(skipped), sources=tuple(s.label for s in suites),
+                         missing=tuple(missing))
 
 
 @contextlib.contextmanager
@@ -169,7 +180,7 @@ def fetch_release(suite: AptSuite, options: FetchOptions, *, client: httpx.Clien
         what = f"{base}/Release"
         release = _get(client, what)
         if release is None:
-            raise UpdateSourceError(f"{suite.label}: no InRelease or Release at {base}/ (is the suite name right?)")
+            raise SuiteMissing(f"{suite.label}: no InRelease or Release at {base}/ (is the suite name right?)")
         signature = _get(client, f"{base}/Release.gpg")
         if options.unsafe_skip_signature:
             text = release
@@ -198,19 +209,19 @@ def _fetch_packages(
     # Debian's security archive lists "updates/main" for "main" (a historical prefix apt tolerates too).
     known = set(release.components) | {c.rsplit("/", 1)[-1] for c in release.components}
     if release.components and component not in known:
-        raise IndexFormatError(
+        raise SuiteMissing(
             f"{suite.label}: the Release has no component {component!r} "
             f"(it has: {', '.join(release.components) or 'none'})"
         )
     if release.architectures and suite.arch not in release.architectures:
-        raise IndexFormatError(
+        raise SuiteMissing(
             f"{suite.label}: the Release has no architecture {suite.arch!r} "
             f"(it has: {', '.join(release.architectures)})"
         )
     prefix = f"{component}/binary-{suite.arch}/"
     listed = [(name, release.sha256[prefix + name]) for name in _INDEX_NAMES if prefix + name in release.sha256]
     if not listed:
-        raise IndexFormatError(f"{suite.label}: the Release lists no {prefix}Packages index")
+        raise SuiteMissing(f"{suite.label}: the Release lists no {prefix}Packages index")
     cache_dir = options.cache_dir or default_apt_cache_dir()
 
     def build(sha256: str, packages: tuple[BinaryPackage, ...]) -> PackagesIndex:

@@ -119,6 +119,13 @@ class SourceIndexes:
     indexes: tuple[PackagesIndex, ...]
     skipped: tuple[AssessSkip, ...] = ()
     sources: tuple[str, ...] = ()  # "URL suite" of every source that was tried
+    missing: tuple[str, ...] = ()  # the ``what`` of skips whose source is not there at all (SuiteMissing)
+
+    @property
+    def unread(self) -> tuple[AssessSkip, ...]:
+        """Skips of sources that are there but could not be read or trusted (an outage, a bad signature):
+        planned without them, their updates would look applied."""
+        return tuple(s for s in self.skipped if s.what not in self.missing)
 
     @property
     def revision(self) -> str:
