@@ -11,7 +11,7 @@ import zstandard
 
 from patchline._model import Digest
 from patchline.errors import DigestMismatch, LayerError
-from patchline.oci._blob import new_hash
+from patchline.oci._blob import ChunkReader, new_hash
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -81,33 +81,6 @@ class _Prepend:
         return self._raw.read(n)
 
 
-class _ChunkRaw(io.RawIOBase):
-    """A raw stream over an iterator of chunks, hashing what passes through."""
-
-    def __init__(self, chunks: Iterator[bytes], hasher: object | None) -> None:
-        self._chunks = chunks
-        self._chunk = memoryview(b"")
-        self._hash = hasher
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._chunk:
-            nxt = next(self._chunks, None)
-            if nxt is None:
-                return 0
-            self._chunk = memoryview(nxt)
-            self.size += len(nxt)
-            if self._hash is not None:
-                self._hash.update(nxt)  # type: ignore[attr-defined]
-        n = min(len(buffer), len(self._chunk))
-        buffer[:n] = self._chunk[:n]
-        self._chunk = self._chunk[n:]
-        return n
-
-
 class TarStream:
     """The uncompressed tar bytes of a layer, hashed to check its diff_id at the end.
 
@@ -130,7 +103,7 @@ class TarStream:
         self._raw = raw
         self._diff_id = diff_id
         self._hash = new_hash(diff_id) if diff_id else None
-        self._chunked = _ChunkRaw(chunks, self._hash)
+        self._chunked = ChunkReader(chunks, self._hash)
         self.stream = io.BufferedReader(self._chunked, buffer_size=_CHUNK)
 
     @property

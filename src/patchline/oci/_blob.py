@@ -1,8 +1,10 @@
-"""A reader that verifies a blob against its digest and size while it streams."""
+"""A reader that verifies a blob against its digest and size while it streams; a stream over chunks."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+from collections.abc import Iterator
 from typing import IO, Any
 
 from patchline._model import Digest
@@ -21,6 +23,38 @@ def new_hash(digest: Digest) -> Any:
 
 def digest_bytes(data: bytes, algorithm: str = "sha256") -> Digest:
     return Digest(f"{algorithm}:{_ALGORITHMS[algorithm](data).hexdigest()}")
+
+
+class ChunkReader(io.RawIOBase):
+    """A raw stream over an iterator of byte chunks, hashing what it takes from it when given a hasher."""
+
+    def __init__(self, chunks: Iterator[bytes], hasher: Any | None = None) -> None:
+        self._chunks = chunks
+        self._chunk = memoryview(b"")
+        self._hash = hasher
+        self.size = 0  # bytes taken from the iterator
+
+    @property
+    def offset(self) -> int:
+        """Bytes given out so far."""
+        return self.size - len(self._chunk)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._chunk:
+            nxt = next(self._chunks, None)
+            if nxt is None:
+                return 0
+            self._chunk = memoryview(nxt)
+            self.size += len(nxt)
+            if self._hash is not None:
+                self._hash.update(nxt)
+        n = min(len(buffer), len(self._chunk))
+        buffer[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
+        return n
 
 
 class VerifyingReader:

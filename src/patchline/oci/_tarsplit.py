@@ -16,13 +16,14 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-import io
 import json
 import os
 import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+
+from patchline.oci._blob import ChunkReader
 
 _FILE = 1  # tar-split's storage.FileType: name, size; the bytes are the file's
 _SEGMENT = 2  # storage.SegmentType: payload = raw bytes of the tar stream
@@ -153,25 +154,8 @@ def tar_chunks(tar_split: Path, diff: Path) -> Iterator[bytes]:
             raise StorageUnavailable(f"unknown tar-split entry type {kind!r}")
 
 
-class LayerStream(io.RawIOBase):
-    """A readable stream over :func:`tar_chunks` that counts the bytes it gave out."""
+class LayerStream(ChunkReader):
+    """A readable stream over :func:`tar_chunks`; ``offset`` counts the bytes it gave out."""
 
     def __init__(self, tar_split: Path, diff: Path) -> None:
-        self._chunks = tar_chunks(tar_split, diff)
-        self._chunk = memoryview(b"")
-        self.offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._chunk:
-            nxt = next(self._chunks, None)
-            if nxt is None:
-                return 0
-            self._chunk = memoryview(nxt)
-        n = min(len(buffer), len(self._chunk))
-        buffer[:n] = self._chunk[:n]
-        self._chunk = self._chunk[n:]
-        self.offset += n
-        return n
+        super().__init__(tar_chunks(tar_split, diff))
