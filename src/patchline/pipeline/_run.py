@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from patchline._config import Config
+from patchline._config import Config, ServiceConfig
 from patchline.errors import Error, RunInProgress, StoreError
 from patchline.events.interface import EventDraft, EventType
 from patchline.pipeline.interface import STEPS, Step
@@ -201,12 +201,10 @@ class _Runner:
             running = _majority_image(replicas)
             if running == image and len(replicas) >= service.replicas:
                 out[service.name] = {"state": "current", "image": image}
-                self.store.update_patch_items(service.image, state="deployed", digest=digest_of(image),
-                                              from_states=("rebuilt",))
                 continue
             if not service.auto_rollout and service.name not in approved:
-                out[service.name] = {"state": "awaiting-approval", "image": image}
-                self.store.note_patch_why(service.image, why=f"awaiting approval (patchline approve {self.run_id})")
+                out[service.name] = {"state": "awaiting-approval", "image": image,
+                                     "why": f"awaiting approval (patchline approve {self.run_id})"}
                 continue
             if _in_quiet_hours(policy.quiet_hours):
                 out[service.name] = {"state": "quiet-hours", "image": image}
@@ -219,22 +217,22 @@ class _Runner:
                 result = rollout_service(self.config, self.store, service.name, to=image, target=target,
                                          progress=self.say)
             except Error as exc:
-                self.store.update_patch_items(service.image, state="stuck", why=f"rollout refused: {exc}"[:500],
-                                              from_states=("rebuilt", "open"))
                 return service.name, {"state": "refused", "image": image, "why": str(exc)}
-            if result.ok:
-                self.store.update_patch_items(service.image, state="deployed", digest=digest_of(image),
-                                              from_states=("rebuilt",))
-            else:
-                self.store.update_patch_items(service.image, state="stuck",
-                                              why=f"rollout {result.state.value}: {result.reason}"[:500],
-                                              from_states=("rebuilt",))
             return service.name, {"state": result.state.value, "image": image, "rollout_id": result.rollout_id,
                                   "why": result.reason}
 
         with ThreadPoolExecutor(max_workers=max(1, policy.max_parallel_rollouts)) as pool:
             for name, state in pool.map(one, todo):
                 out[name] = state
+        for recipe, outcome in recipe_outcomes(self.config.services, out).items():
+            if outcome.state == "deployed":
+                self.store.update_patch_items(recipe, state="deployed", digest=outcome.digest,
+                                              from_states=("rebuilt",))
+            elif outcome.state == "stuck":
+                self.store.update_patch_items(recipe, state="stuck", why=outcome.why[:500],
+                                              from_states=outcome.from_states)
+            elif outcome.why:
+                self.store.note_patch_why(recipe, why=outcome.why[:500])
         return {"services": out}, {"deployed": {n: s.get("image") for n, s in out.items()}}
 
     def report(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -347,6 +345,54 @@ class _LeaseKeeper:
     def __exit__(self, *exc: object) -> None:
         self.done.set()
         self.thread.join()
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeOutcome:
+    """What a rollout step means for one recipe's patch items."""
+
+    state: str  # deployed, stuck, or "" (unchanged; ``why`` says what it waits for, if anything)
+    why: str = ""
+    digest: str | None = None  # deployed: the manifest digest every service now runs
+    from_states: tuple[str, ...] = ("rebuilt",)
+
+
+_DONE = ("current", "succeeded")
+
+
+def recipe_outcomes(services: Sequence[ServiceConfig], out: Mapping[str, Mapping[str, Any]]
+                    ) -> dict[str, RecipeOutcome]:
+    """Each recipe's outcome from its services' (``out``: service -> the rollout step's state for it).
+
+    A recipe's items are deployed once *every* service running it runs its build: with two services on one
+    recipe, the first to succeed does not make the item patched while the other still runs the old image.
+    A refusal or a failed rollout of any of them makes the items stuck, naming the service.
+    """
+    by_recipe: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for service in services:
+        if service.name in out:
+            by_recipe.setdefault(service.image, []).append((service.name, out[service.name]))
+    outcomes: dict[str, RecipeOutcome] = {}
+    for recipe, states in by_recipe.items():
+        refused = [(n, s) for n, s in states if s.get("state") == "refused"]
+        failed = [(n, s) for n, s in states if s.get("state") not in (*_DONE, "refused", "awaiting-approval",
+                                                                       "quiet-hours", "skipped")]
+        images = {s.get("image") for _n, s in states}
+        if refused:
+            name, s = refused[0]
+            outcomes[recipe] = RecipeOutcome("stuck", f"rollout refused ({name}): {s.get('why', '')}",
+                                             from_states=("rebuilt", "open"))
+        elif failed:
+            name, s = failed[0]
+            outcomes[recipe] = RecipeOutcome("stuck", f"rollout {s.get('state')} ({name}): {s.get('why', '')}")
+        elif all(s.get("state") in _DONE for _n, s in states) and len(images) == 1:
+            outcomes[recipe] = RecipeOutcome("deployed", digest=digest_of(str(images.pop())))
+        else:
+            waiting = [s["why"] for _n, s in states if s.get("state") == "awaiting-approval" and s.get("why")]
+            if not waiting and any(s.get("state") == "quiet-hours" for _n, s in states):
+                waiting = ["quiet hours: rolled out when they end"]
+            outcomes[recipe] = RecipeOutcome("", waiting[0] if waiting else "")
+    return outcomes
 
 
 def _in_quiet_hours(windows: Sequence[str], now: dt.datetime | None = None) -> bool:

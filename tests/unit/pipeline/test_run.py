@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from patchline._config import Config
+from patchline._config import Config, ServiceConfig
 from patchline.errors import StoreError
 from patchline.pipeline import STEPS
-from patchline.pipeline._run import _in_quiet_hours
+from patchline.pipeline._run import _in_quiet_hours, recipe_outcomes
 from patchline.store import Store, open_store
 
 STEP_NAMES = [s.value for s in STEPS]
@@ -119,3 +119,49 @@ def test_a_second_process_leaves_a_run_it_does_not_hold_alone(store: Store) -> N
         run_once(Config(), store)
     row = store.run(run)
     assert row.state == "running" and row.steps[0].owner == "otherhost:42" and row.steps[0].attempts == 1
+
+
+def _services(*pairs: tuple[str, str]) -> list[ServiceConfig]:
+    return [ServiceConfig(name=name, image=recipe) for name, recipe in pairs]
+
+
+NEW = "127.0.0.1:5000/example/web@sha256:" + "e" * 64
+
+
+def _out(state: str, why: str = "") -> dict[str, object]:
+    return {"state": state, "image": NEW, "why": why}
+
+
+@pytest.mark.parametrize(("states", "expected"), [
+    # Two services on one recipe: patched only once both run the build, whichever order they got there in.
+    ({"web": _out("succeeded"), "web-b": _out("current")}, ("deployed", "", "sha256:" + "e" * 64)),
+    ({"web": _out("current"), "web-b": _out("current")}, ("deployed", "", "sha256:" + "e" * 64)),
+    ({"web": _out("succeeded"), "web-b": _out("rolled-back", "health check failed")},
+     ("stuck", "rollout rolled-back (web-b): health check failed", None)),
+    ({"web": _out("current"), "web-b": _out("refused", "image is not signed")},
+     ("stuck", "rollout refused (web-b): image is not signed", None)),
+    ({"web": _out("succeeded"), "web-b": _out("awaiting-approval", "awaiting approval (patchline approve 4)")},
+     ("", "awaiting approval (patchline approve 4)", None)),
+    ({"web": _out("succeeded"), "web-b": _out("quiet-hours")}, ("", "quiet hours: rolled out when they end", None)),
+    ({"web": _out("succeeded"), "web-b": _out("skipped", "no pushed build")}, ("", "", None)),
+])
+def test_a_recipe_is_deployed_once_every_service_running_it_is(
+        states: dict[str, dict[str, object]], expected: tuple[str, str, str | None]) -> None:
+    services = _services(("web", "web"), ("web-b", "web"), ("tools", "tools"))
+    outcomes = recipe_outcomes(services, {**states, "tools": _out("succeeded")})
+    got = outcomes["web"]
+    assert (got.state, got.why, got.digest) == expected
+    assert got.from_states == (("rebuilt", "open") if "refused" in got.why else ("rebuilt",))
+    assert outcomes["tools"].state == "deployed"  # another recipe is settled on its own
+
+
+def test_one_service_rolled_back_keeps_the_recipes_items_stuck_though_the_other_succeeded(
+        store: Store) -> None:
+    store.note_patch_items([("update", "libssl3", "web")], run_id=1, services={"web": ["web", "web-b"]})
+    store.update_patch_items("web", state="rebuilt", digest="sha256:" + "e" * 64)
+    services = _services(("web", "web"), ("web-b", "web"))
+    (outcome,) = recipe_outcomes(services, {"web": _out("succeeded"), "web-b": _out("rolled-back", "bake")}).values()
+    assert outcome.state == "stuck"
+    store.update_patch_items("web", state=outcome.state, why=outcome.why, from_states=outcome.from_states)
+    (row,) = store.patch_items()
+    assert (row.state, row.why, row.deployed_at) == ("stuck", "rollout rolled-back (web-b): bake", None)
