@@ -220,10 +220,14 @@ def _status_table(rows: list[dict[str, Any]], console: Console) -> None:
 def status_command(db: DbOption = None, json_output: JsonOption = False) -> None:
     """Each sink: how far it is delivered, its backlog, its last error and next retry."""
     from patchline.events._deliver import sink_names
+    from patchline.events._webhook import legacy_webhook_sink, webhook_sink
 
     try:
-        configured = sink_names(state.config().events)
+        events = state.config().events
+        configured = sink_names(events)
         with _store(db) as store:
+            for hook in events.webhooks:  # rows from before sink names were redacted
+                store.rename_sink(legacy_webhook_sink(hook.url), webhook_sink(hook.url))
             rows = _status_rows(store.sinks(), configured)
             for r in rows:
                 if r["backlog"] is None:  # configured, never delivered to: the whole outbox waits

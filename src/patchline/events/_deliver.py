@@ -88,7 +88,8 @@ def sink_names(config: EventsConfig) -> list[str]:
 
 
 def publishers_from_config(config: EventsConfig, *, source: str | None = None) -> list[Publisher]:
-    """The configured sinks: the AMQP exchange (sink ``amqp``), then each webhook (``webhook:URL``)."""
+    """The configured sinks: the AMQP exchange (sink ``amqp``), then each webhook (``webhook:…``, see
+    :func:`webhook_sink`)."""
     source = source or config.source or default_source()
     publishers: list[Publisher] = []
     if config.amqp_url:
@@ -112,6 +113,9 @@ def _now() -> dt.datetime:
 def _deliver_sink(store: Store, publisher: Publisher, *, batch: int, now: dt.datetime | None,
                   max_backoff: float) -> SinkDelivery:
     name = publisher.name
+    renamed_from = getattr(publisher, "renamed_from", None)
+    if renamed_from:
+        store.rename_sink(renamed_from, name)  # a sink from before names were redacted keeps its cursor
     row = store.sink(name)
     if row.next_attempt_at is not None and row.next_attempt_at > (now or _now()):
         return SinkDelivery(name, 0, 0, row.attempts > 0, True, row.attempts, row.last_error,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import urllib.parse
 from collections.abc import Sequence
 
 import httpx
@@ -19,8 +20,29 @@ from patchline.events.interface import CLOUDEVENTS_TYPE_PREFIX, Event
 SIGNATURE_HEADER = "X-Patchline-Signature"
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]/…``: a webhook URL's path and query are often its secret (a chat hook's token),
+    and user info is a password. This is what patchline prints and stores."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    tail = "/…" if parts.path.strip("/") or parts.query else "/"
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{tail}"
+
+
 def webhook_sink(url: str) -> str:
-    """The sink's name in the outbox: ``webhook:URL``."""
+    """The sink's name in the outbox: ``webhook:`` + the redacted URL + ``#`` + 12 hex of the whole URL's
+    SHA-256, so that two hooks on one host are two sinks and the secret part is never shown."""
+    return f"webhook:{redact_url(url)}#{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def legacy_webhook_sink(url: str) -> str:
+    """The name sinks had before it was redacted: its cursor row is renamed, not started afresh."""
     return "webhook:" + url
 
 
@@ -51,7 +73,7 @@ def webhook_secret(config: WebhookConfig) -> str | None:
     if config.secret_env:
         value = os.environ.get(config.secret_env)
         if not value:
-            raise ConfigError(f"webhook {config.url}: secret_env {config.secret_env} is not set; "
+            raise ConfigError(f"webhook {redact_url(config.url)}: secret_env {config.secret_env} is not set; "
                               "refusing to send unsigned events")
         return value
     return None
@@ -70,8 +92,12 @@ class WebhookPublisher:
     def name(self) -> str:
         return webhook_sink(self.config.url)
 
+    @property
+    def renamed_from(self) -> str:
+        return legacy_webhook_sink(self.config.url)
+
     def __repr__(self) -> str:
-        return f"WebhookPublisher({self.config.url})"
+        return f"WebhookPublisher({self.name})"
 
     def request_for(self, event: Event) -> tuple[bytes, dict[str, str]]:
         """The body and headers one event is POSTed with."""
@@ -96,10 +122,10 @@ class WebhookPublisher:
             try:
                 response = self._http().post(self.config.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
-                raise EventError(f"webhook {self.config.url}: {_transport_error(exc)}") from exc
+                raise EventError(f"{self.name}: {_transport_error(exc).replace(self.config.url, self.name)}") from exc
             if not response.is_success:
                 reason = response.reason_phrase or "error"
-                raise EventError(f"webhook {self.config.url}: HTTP {response.status_code} {reason} "
+                raise EventError(f"{self.name}: HTTP {response.status_code} {reason} "
                                  f"for event {event.seq} ({event.type})",
                                  detail=response.text[:500] or None)
 

@@ -95,6 +95,19 @@ class OutboxRecords:
                                 .order_by(EventModel.seq).limit(limit))
             return [_event(r) for r in rows]
 
+    def rename_sink(self, old: str, new: str) -> bool:
+        """Give sink ``old``'s cursor and retry state to ``new`` (when ``new`` has none yet); whether it did."""
+        with self._read() as conn:
+            if conn.execute(select(EventSink.name).where(EventSink.name == old)).first() is None:
+                return False
+
+        def work(conn: Connection, _new: object) -> bool:
+            if conn.execute(select(EventSink.name).where(EventSink.name == new)).first() is not None:
+                return False
+            return bool(conn.execute(update(EventSink).where(EventSink.name == old).values(name=new)).rowcount)
+
+        return bool(self._write(work))
+
     def _ensure_sink(self, conn: Connection, sink: str) -> None:
         if conn.execute(select(EventSink.name).where(EventSink.name == sink)).first() is None:
             conn.execute(insert(EventSink).values(name=sink, delivered_seq=0, attempts=0, last_error="",

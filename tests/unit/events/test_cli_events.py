@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from patchline.cli import app
+from patchline.events._webhook import webhook_sink
 from patchline.events.interface import EventDraft, EventType
 from patchline.store import open_store
 from tests.support.rabbitmq import WebhookReceiver
@@ -66,7 +67,7 @@ def test_deliver_list_status(workdir: Path) -> None:
     code, out = run("events", "status", "--json")
     assert code == 0, out
     (sink,) = json.loads(out)["sinks"]
-    assert sink["name"] == f"webhook:{receiver.url}" and sink["configured"]
+    assert sink["name"] == webhook_sink(receiver.url) and sink["configured"]
     assert (sink["backlog"], sink["attempts"], sink["last_error"]) == (0, 0, "")
 
 

@@ -21,7 +21,7 @@ from patchline.events._deliver import (
     run_forever,
     sink_names,
 )
-from patchline.events._webhook import WebhookPublisher
+from patchline.events._webhook import WebhookPublisher, legacy_webhook_sink, webhook_sink
 from patchline.events.interface import EventDraft, EventType
 from patchline.store import Store, open_store
 from tests.support.rabbitmq import WebhookReceiver
@@ -80,7 +80,8 @@ def test_publishers_from_config() -> None:
     config = EventsConfig(amqp_url="amqp://guest:guest@127.0.0.1:5672/%2F", exchange="ex", source="/custom",
                           webhooks=(WebhookConfig(url="http://127.0.0.1:9/a"), WebhookConfig(url="http://127.0.0.1:9/b")))
     publishers = publishers_from_config(config)  # nothing connects yet
-    assert [p.name for p in publishers] == ["amqp", "webhook:http://127.0.0.1:9/a", "webhook:http://127.0.0.1:9/b"]
+    assert [p.name for p in publishers] == ["amqp", webhook_sink("http://127.0.0.1:9/a"),
+                                            webhook_sink("http://127.0.0.1:9/b")]
     assert [p.name for p in publishers] == sink_names(config)
     amqp = publishers[0]
     assert isinstance(amqp, AmqpPublisher)
@@ -111,6 +112,17 @@ def test_delivers_in_order_in_batches(store: Store) -> None:
     assert (sink.delivered, sink.batches, sink.backlog, sink.failed, report.ok) == (7, 3, 0, False, True)
     assert store.sink(sink.name).delivered_seq == store.events()[-1].seq
     assert [r.json()["patchlineseq"] for r in receiver.requests] == [e.seq for e in store.events()]
+
+
+def test_a_sink_named_before_names_were_redacted_keeps_its_cursor(store: Store) -> None:
+    ids = emit(store, 5)
+    with WebhookReceiver() as receiver:
+        legacy = legacy_webhook_sink(receiver.url)
+        store.mark_delivered(legacy, store.events()[2].seq)  # an older patchline delivered the first three
+        report = deliver(store, [hook(receiver)])
+        assert [r.json()["id"] for r in receiver.requests] == ids[3:]  # nothing twice, nothing lost
+    assert [s.name for s in store.sinks()] == [webhook_sink(receiver.url)] == [report.sinks[0].name]
+    assert not store.rename_sink(legacy, webhook_sink(receiver.url))  # done once
 
 
 def test_a_failure_keeps_the_events_and_backs_off(store: Store) -> None:

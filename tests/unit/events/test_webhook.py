@@ -110,7 +110,8 @@ def test_connection_refused() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connecting is refused
         url = f"http://127.0.0.1:{port}/hook"
-        with pytest.raises(EventError, match=f"^webhook {url}: connection refused$"):
+        shown = rf"^webhook:http://127\.0\.0\.1:{port}/…#[0-9a-f]{{12}}: connection refused$"
+        with pytest.raises(EventError, match=shown):
             WebhookPublisher(WebhookConfig(url=url), source=SOURCE).publish(events("image.rebuilt"))
 
 
@@ -123,5 +124,28 @@ def test_a_server_that_does_not_answer_times_out() -> None:
             WebhookPublisher(WebhookConfig(url=url, timeout=0.3), source=SOURCE).publish(events("image.rebuilt"))
 
 
-def test_name_is_the_url() -> None:
-    assert WebhookPublisher(WebhookConfig(url="https://127.0.0.1:8443/p")).name == "webhook:https://127.0.0.1:8443/p"
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://127.0.0.1:8443/p", "https://127.0.0.1:8443/…"),
+    ("https://hooks.example.test/services/T000/B000/XXXXSECRET", "https://hooks.example.test/…"),
+    ("https://user:pass@hooks.example.test/?token=SECRET", "https://hooks.example.test/…"),
+    ("http://[::1]:9000/", "http://[::1]:9000/"),
+    ("http://127.0.0.1:9", "http://127.0.0.1:9/"),
+])
+def test_the_sink_name_never_shows_the_url_path_query_or_password(url: str, shown: str) -> None:
+    name = WebhookPublisher(WebhookConfig(url=url)).name
+    assert name == f"webhook:{shown}#{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+    assert "SECRET" not in name and "pass" not in name and "T000" not in name
+
+
+def test_two_hooks_on_one_host_are_two_sinks() -> None:
+    a, b = (WebhookPublisher(WebhookConfig(url=f"https://h.example.test/hooks/{x}")).name for x in "ab")
+    assert a != b and a.startswith("webhook:https://h.example.test/…#")
+
+
+def test_an_error_never_shows_the_url() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks/SECRET"
+        with pytest.raises(EventError) as caught:
+            WebhookPublisher(WebhookConfig(url=url), source=SOURCE).publish(events("image.rebuilt"))
+    assert "SECRET" not in str(caught.value) and "SECRET" not in repr(caught.value)
