@@ -38,6 +38,8 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def _state(sink: SinkDelivery) -> str:
+    if sink.held_by:
+        return f"[yellow]left to {escape(sink.held_by)}[/]"
     if not sink.failed:
         return "[green]ok[/]"
     return "[yellow]waiting[/]" if sink.waiting else "[bold red]failed[/]"
@@ -78,9 +80,10 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 def _follow_line(report: DeliveryReport, last: dict[str, str]) -> None:
     """One stderr line per sink whose state changed or that delivered something."""
     for s in report.sinks:
-        now = "failed" if s.failed else "ok"
+        now = "failed" if s.failed else ("held" if s.held_by else "ok")
         if s.delivered or last.get(s.name) != now:
-            detail = f"failing: {s.error} (retry {_when(s.next_attempt_at)})" if s.failed else "ok"
+            detail = f"failing: {s.error} (retry {_when(s.next_attempt_at)})" if s.failed else (
+                f"left to {s.held_by}, which is delivering to it" if s.held_by else "ok")
             stderr.print(f"{_when(dt.datetime.now(dt.UTC))} {escape(s.name)}: {s.delivered} delivered, "
                          f"backlog {s.backlog}; {escape(detail)}", soft_wrap=True)
         last[s.name] = now
@@ -197,7 +200,8 @@ def _status_rows(rows: list[SinkRow], configured: list[str]) -> list[dict[str, A
         out.append({"name": name, "configured": name in configured,
                     "delivered_seq": r.delivered_seq if r else 0, "backlog": r.backlog if r else None,
                     "attempts": r.attempts if r else 0, "next_attempt_at": r.next_attempt_at if r else None,
-                    "last_error": r.last_error if r else "", "updated_at": r.updated_at if r else None})
+                    "last_error": r.last_error if r else "", "updated_at": r.updated_at if r else None,
+                    "delivering": r.owner if r else ""})
     return out
 
 
@@ -207,6 +211,8 @@ def _status_table(rows: list[dict[str, Any]], console: Console) -> None:
         table.add_column(column, overflow="fold")
     for r in rows:
         state_text = "[bold red]failing[/]" if r["attempts"] else "[green]ok[/]"
+        if r["delivering"]:
+            state_text += f" [dim](delivering: {escape(r['delivering'])})[/]"
         if not r["configured"]:
             state_text += " [dim](not configured)[/]"
         table.add_row(escape(r["name"]), state_text, str(r["delivered_seq"]), str(r["backlog"]),

@@ -91,3 +91,24 @@ def test_rollout_records_and_claims(store_url: str) -> None:
         assert store.rollouts(unfinished=True) == []
         last = store.last_rollout("web", state="succeeded")
         assert last is not None and last.timings == {"pull": 1.5} and last.finished_at is not None
+
+
+def test_a_sink_is_leased_to_one_deliverer_at_a_time(store_url: str) -> None:
+    with open_store(store_url) as store:
+        assert store.claim_sink("amqp", owner="a:1", lease_seconds=60)
+        assert store.claim_sink("amqp", owner="a:1", lease_seconds=60)  # renewing is claiming again
+        assert not store.claim_sink("amqp", owner="b:2", lease_seconds=60)
+        row = store.sink("amqp")
+        assert row.owner == "a:1" and row.lease_until is not None and row.delivered_seq == 0
+        assert store.claim_sink("amqp", owner="b:2", lease_seconds=60, dead_owners=["a:1"])  # a:1 is gone
+        store.release_sink("amqp", owner="a:1")  # not a:1's any more: nothing happens
+        assert store.sink("amqp").owner == "b:2"
+        store.release_sink("amqp", owner="b:2")
+        assert (store.sink("amqp").owner, store.sink("amqp").lease_until) == ("", None)
+        assert store.claim_sink("amqp", owner="c:3", lease_seconds=-1)  # a lease already run out
+        assert store.claim_sink("amqp", owner="d:4", lease_seconds=60)
+        # A cursor from before is renamed with its lease fields, once.
+        store.mark_delivered("webhook:http://old", 7)
+        assert store.rename_sink("webhook:http://old", "webhook:http://new/…#abc")
+        assert not store.rename_sink("webhook:http://old", "webhook:http://new/…#abc")
+        assert store.sink("webhook:http://new/…#abc").delivered_seq == 7

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from patchline._config import EventsConfig
+from patchline._owner import owner_dead, owner_id
 from patchline.errors import ConfigError, EventError
 from patchline.events._amqp import AMQP_SINK, AmqpPublisher
 from patchline.events._cloudevents import default_source
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 BACKOFF_BASE = 1.0
 BACKOFF_JITTER = 0.1
+# A deliverer holds a sink's lease while it publishes, renewed before every batch: a second process (`run` and
+# `events deliver --follow` side by side) leaves the sink to it. A killed holder's lease is taken over at once
+# on this host, elsewhere once it expires.
+SINK_LEASE_SECONDS = 120.0
 
 
 def backoff_seconds(attempts: int, *, base: float = BACKOFF_BASE, cap: float = 300.0,
@@ -53,6 +58,7 @@ class SinkDelivery:
     next_attempt_at: dt.datetime | None
     backlog: int  # events still to deliver
     delivered_seq: int
+    held_by: str = ""  # not tried: another live process (host:pid) is delivering to this sink
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,23 +126,34 @@ def _deliver_sink(store: Store, publisher: Publisher, *, batch: int, now: dt.dat
     if row.next_attempt_at is not None and row.next_attempt_at > (now or _now()):
         return SinkDelivery(name, 0, 0, row.attempts > 0, True, row.attempts, row.last_error,
                             row.next_attempt_at, row.backlog, row.delivered_seq)
+    owner = owner_id()
+    dead = [row.owner] if row.owner and row.owner != owner and owner_dead(row.owner) else []
+    if not store.claim_sink(name, owner=owner, lease_seconds=SINK_LEASE_SECONDS, dead_owners=dead):
+        held = store.sink(name)
+        return SinkDelivery(name, 0, 0, False, True, held.attempts, held.last_error, held.next_attempt_at,
+                            held.backlog, held.delivered_seq, held_by=held.owner)
     delivered = batches = 0
     failure: EventError | None = None
     attempts = row.attempts
-    while True:
-        events = store.undelivered(name, limit=batch)
-        if not events:
-            break
-        try:
-            publisher.publish(events)
-        except EventError as exc:
-            failure = exc
-            retry_at = (now or _now()) + dt.timedelta(seconds=backoff_seconds(attempts + 1, cap=max_backoff))
-            attempts = store.mark_failed(name, exc.message, retry_at=retry_at)
-            break
-        store.mark_delivered(name, events[-1].seq)
-        delivered += len(events)
-        batches += 1
+    try:
+        while True:
+            events = store.undelivered(name, limit=batch)
+            if not events:
+                break
+            if batches and not store.claim_sink(name, owner=owner, lease_seconds=SINK_LEASE_SECONDS):
+                break  # taken over (this process stalled past its lease): the new holder goes on
+            try:
+                publisher.publish(events)
+            except EventError as exc:
+                failure = exc
+                retry_at = (now or _now()) + dt.timedelta(seconds=backoff_seconds(attempts + 1, cap=max_backoff))
+                attempts = store.mark_failed(name, exc.message, retry_at=retry_at)
+                break
+            store.mark_delivered(name, events[-1].seq)
+            delivered += len(events)
+            batches += 1
+    finally:
+        store.release_sink(name, owner=owner)
     after = store.sink(name)
     return SinkDelivery(name, delivered, batches, failure is not None, False, after.attempts,
                         after.last_error if failure is not None else "", after.next_attempt_at, after.backlog,

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchline._config import Config, ServiceConfig
+from patchline._owner import owner_dead, owner_id
 from patchline.errors import Error, RunInProgress, StoreError
 from patchline.events.interface import EventDraft, EventType
 from patchline.pipeline.interface import STEPS, Step
-from patchline.rollout._engine import _owner_dead, digest_of, owner_id
+from patchline.rollout._engine import digest_of
 from patchline.store import RunRow, Store
 
 Say = Callable[[str], None]
@@ -260,7 +261,7 @@ class _Runner:
         row = next(s for s in run.steps if s.step == step.value)
         if row.state == "done":
             return {**row.output}
-        dead = [row.owner] if row.owner and _owner_dead(row.owner) else []
+        dead = [row.owner] if row.owner and owner_dead(row.owner) else []
         if not self.store.claim_step(self.run_id, step.value, owner=self.owner, lease_seconds=self.lease,
                                      dead_owners=dead):
             until = f" (lease until {row.lease_until:%H:%M:%S})" if row.lease_until else ""

@@ -7,12 +7,12 @@ Typical use::
         print(result.state, result.reason)   # rolled-back: the digest is now unpromotable
 """
 
+from patchline._owner import owner_id
 from patchline.rollout._engine import (
     STALE_SECONDS,
     RolloutPlan,
     RolloutResult,
     check_promotable,
-    owner_id,
     resume,
     resume_all,
     roll_out,

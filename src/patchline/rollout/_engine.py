@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from patchline._config import HealthCheckConfig
+from patchline._owner import owner_dead, owner_id
 from patchline.errors import RolloutError, SignatureRefused, UnpromotableError
 from patchline.events.interface import EventDraft, EventType
 from patchline.rollout.interface import Replica, RolloutState, RolloutTarget, ServiceSpec, Strategy
@@ -58,10 +57,6 @@ class RolloutResult:
     @property
     def ok(self) -> bool:
         return self.state is RolloutState.SUCCEEDED
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def digest_of(image: str | None) -> str | None:
@@ -375,27 +370,6 @@ def roll_out(store: Store, target: RolloutTarget, plan: RolloutPlan, *, progress
     return driver.forward()
 
 
-def _owner_dead(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return int(pid) != os.getpid() and _is_zombie(int(pid))
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def resume(store: Store, target: RolloutTarget, rollout_id: int, *, progress: Progress | None = None
            ) -> RolloutResult:
     """Finish (or finish rolling back) a rollout whose driver is gone."""
@@ -405,7 +379,7 @@ def resume(store: Store, target: RolloutTarget, rollout_id: int, *, progress: Pr
         return RolloutResult(row.id, row.service, RolloutState(row.state), row.from_image, row.to_image, row.reason,
                              row.timings)
     stale = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=STALE_SECONDS)
-    dead = [row.owner] if row.owner and _owner_dead(row.owner) else []
+    dead = [row.owner] if row.owner and owner_dead(row.owner) else []
     if not store.claim_rollout(rollout_id, owner=owner_id(), stale_before=stale, dead_owners=dead):
         raise RolloutError(f"rollout {rollout_id} of {row.service} is being driven by {row.owner} "
                            f"(last heard of {row.heartbeat_at:%H:%M:%S}); wait for it or stop it")

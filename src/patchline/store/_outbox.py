@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from patchline.events.interface import Event, EventDraft
 from patchline.store._schema import Event as EventModel
@@ -29,6 +29,8 @@ class SinkRow:
     last_error: str
     updated_at: dt.datetime | None
     backlog: int  # events after delivered_seq
+    owner: str = ""  # host:pid of the process delivering to it now ("" when none)
+    lease_until: dt.datetime | None = None
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -95,6 +97,30 @@ class OutboxRecords:
                                 .order_by(EventModel.seq).limit(limit))
             return [_event(r) for r in rows]
 
+    def claim_sink(self, sink: str, *, owner: str, lease_seconds: float, dead_owners: Sequence[str] = ()) -> bool:
+        """Take (or renew) the lease to deliver to ``sink``: free, expired, already ``owner``'s, or held by one
+        of ``dead_owners``. Two deliverers at once would interleave their batches out of order."""
+        now = _now()
+
+        def work(conn: Connection, _new: object) -> bool:
+            self._ensure_sink(conn, sink)
+            result = conn.execute(update(EventSink).where(
+                EventSink.name == sink,
+                or_(EventSink.owner == "", EventSink.owner == owner, EventSink.lease_until.is_(None),
+                    EventSink.lease_until < now, EventSink.owner.in_(list(dead_owners))),
+            ).values(owner=owner, lease_until=now + dt.timedelta(seconds=lease_seconds)))
+            return bool(result.rowcount)
+
+        return bool(self._write(work))
+
+    def release_sink(self, sink: str, *, owner: str) -> None:
+        """Give the lease back (only its holder can)."""
+        def work(conn: Connection, _new: object) -> None:
+            conn.execute(update(EventSink).where(EventSink.name == sink, EventSink.owner == owner)
+                         .values(owner="", lease_until=None))
+
+        self._write(work)
+
     def rename_sink(self, old: str, new: str) -> bool:
         """Give sink ``old``'s cursor and retry state to ``new`` (when ``new`` has none yet); whether it did."""
         with self._read() as conn:
@@ -144,7 +170,7 @@ class OutboxRecords:
                 backlog = conn.execute(select(func.count()).select_from(EventModel)
                                        .where(EventModel.seq > r.delivered_seq)).scalar_one() if last else 0
                 out.append(SinkRow(r.name, r.delivered_seq, r.attempts, _utc(r.next_attempt_at), r.last_error,
-                                   _utc(r.updated_at), int(backlog)))
+                                   _utc(r.updated_at), int(backlog), r.owner or "", _utc(r.lease_until)))
             return out
 
     def sink(self, name: str) -> SinkRow:

@@ -311,12 +311,14 @@ class EventSink(Base):
 
     __tablename__ = "event_sinks"
 
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # amqp, webhook:URL
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # amqp, webhook:https://host/…#hash
     delivered_seq: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # failures since the last delivery
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     last_error: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")  # host:pid delivering now
+    lease_until: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
 
 class Unpromotable(Base):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -225,3 +227,30 @@ def test_run_forever_delivers_what_arrives_until_stopped(store: Store) -> None:
         worker.join(timeout=5)
         assert not worker.is_alive()
         assert [r.json()["id"] for r in receiver.requests] == ids
+
+
+def test_a_sink_another_live_process_delivers_to_is_left_to_it(store: Store) -> None:
+    ids = emit(store, 3)
+    with subprocess.Popen(["sleep", "30"]) as other, WebhookReceiver() as receiver:
+        holder = f"{socket.gethostname()}:{other.pid}"
+        assert store.claim_sink(webhook_sink(receiver.url), owner=holder, lease_seconds=60)
+        report = deliver(store, [hook(receiver)])
+        (sink,) = report.sinks
+        assert (sink.held_by, sink.delivered, sink.backlog, report.ok) == (holder, 0, 3, True)
+        assert receiver.requests == []  # two deliverers at once would interleave their batches
+        other.kill()
+        other.wait()
+        # Its process is gone: the lease is taken over at once, and everything is delivered, in order.
+        report = deliver(store, [hook(receiver)])
+        assert [r.json()["id"] for r in receiver.requests] == ids and report.sinks[0].held_by == ""
+    assert store.sink(webhook_sink(receiver.url)).owner == ""  # given back after the pass
+
+
+def test_a_lease_held_elsewhere_waits_until_it_runs_out(store: Store) -> None:
+    emit(store, 2)
+    with WebhookReceiver() as receiver:
+        name = webhook_sink(receiver.url)
+        assert store.claim_sink(name, owner="another-host:4242", lease_seconds=60)  # cannot be checked from here
+        assert deliver(store, [hook(receiver)]).sinks[0].held_by == "another-host:4242"
+        assert store.claim_sink(name, owner="another-host:4242", lease_seconds=-1)  # it ran out
+        assert deliver(store, [hook(receiver)]).sinks[0].delivered == 2
