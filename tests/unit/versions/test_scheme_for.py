@@ -1,9 +1,6 @@
-"""scheme_for: patchline and OSV ecosystem names; every scheme honours the protocol; speed."""
+"""scheme_for: patchline and OSV ecosystem names; every scheme honours the protocol (speed: bench/bench_versions.py)."""
 
 from __future__ import annotations
-
-import random
-import time
 
 import pytest
 
@@ -70,29 +67,3 @@ def test_protocol(ecosystem: str) -> None:
         scheme.compare(sample, "!bad")
     with pytest.raises(InvalidVersion):
         scheme.key("!bad")
-
-
-def _time_pairs(scheme: InterfaceScheme, versions: list[str], n: int = 100_000) -> float:
-    rand = random.Random(0)
-    pairs = [(rand.choice(versions), rand.choice(versions)) for _ in range(n)]
-    start = time.perf_counter()
-    for a, b in pairs:
-        scheme.compare(a, b)
-    return time.perf_counter() - start
-
-
-def test_speed(capsys: pytest.CaptureFixture[str]) -> None:
-    """Printed, not asserted: 100k comparisons over 2,000 distinct versions."""
-    rand = random.Random(1)
-    deb = [
-        f"{rand.randint(0, 2)}:{rand.randint(0, 30)}.{rand.randint(0, 99)}-{rand.randint(1, 9)}+deb12u{n}"
-        for n in range(2000)
-    ]
-    pep = [
-        f"{rand.randint(0, 30)}.{rand.randint(0, 99)}.{rand.randint(0, 9)}{rand.choice(['', 'rc1', '.post1', '.dev2'])}"
-        for _ in range(2000)
-    ]
-    dpkg_s = _time_pairs(scheme_for("deb"), deb)
-    pep_s = _time_pairs(scheme_for("pypi"), pep)
-    with capsys.disabled():
-        print(f"\n100k comparisons: dpkg {dpkg_s:.3f}s, PEP 440 {pep_s:.3f}s")
