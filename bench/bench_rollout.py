@@ -50,7 +50,6 @@ from patchline._baseimage import build_debian_base, image_exists  # noqa: E402
 from patchline._config import Config, load_config  # noqa: E402
 from patchline.build import BuildStatus, plan_fleet, rebuild, rebuild_options  # noqa: E402
 from patchline.rollout import (  # noqa: E402
-    LABEL_SERVICE,
     PodmanTarget,
     make_target,
     rollout_service,
@@ -58,7 +57,7 @@ from patchline.rollout import (  # noqa: E402
     service_spec,
 )
 from patchline.rollout._podman import run_argv  # noqa: E402
-from patchline.sign import load_keys, policy_path, remove_registries_d_scope, stop_agent  # noqa: E402
+from patchline.sign import policy_path  # noqa: E402
 from patchline.store import open_store  # noqa: E402
 
 DEMO_BASE = "localhost/patchline-demo/debian:bookworm"
@@ -152,10 +151,9 @@ def _wait_healthy(client: httpx.Client, port: int, timeout: float = 30.0) -> flo
 
 
 def _remove_containers(service: str) -> None:
-    names = _sh("podman", "ps", "-a", "--filter", f"label={LABEL_SERVICE}={service}", "--format",
-                "{{.Names}}").split()
-    if names:
-        subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True, check=False)
+    from tests.support.world import remove_service_containers
+
+    remove_service_containers(service)
 
 
 def bench_bare(config: Config, images: tuple[str, str], rounds: int) -> dict[str, list[float]]:
@@ -328,18 +326,9 @@ def print_table(s: dict[str, Any], rounds: int, bake: float, interval: float) ->
 
 
 def cleanup(config: Config | None, registry_host: str | None) -> None:
-    _remove_containers(SERVICE)
-    _remove_containers(BARE)
-    if config is None or registry_host is None:
-        return
-    with contextlib.suppress(Exception):
-        remove_registries_d_scope(config.sign, f"{registry_host}/example/web")
-        remove_registries_d_scope(config.sign, f"{registry_host}/example/base")
-    with contextlib.suppress(Exception):
-        stop_agent(load_keys(config.sign))
-    from tests.support.registry import forget_local_images_of
+    from tests.support.world import tear_down_world
 
-    forget_local_images_of(registry_host)
+    tear_down_world(config, registry_host, services=[SERVICE, BARE], repositories=["example/web", "example/base"])
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ time-to-patch. Then a bad rebuild, and a SIGKILL at every step boundary.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -21,18 +20,17 @@ import pytest
 from patchline._config import Config, load_config
 from patchline.pipeline import CRASH_AFTER_STEP, STEPS, run_once, step_outputs
 from patchline.rollout import PodmanTarget, service_status
-from patchline.sign import remove_registries_d_scope, sign_options, stop_agent
 from patchline.store import Store, open_store
 from tests.support.aptrepo import AptRepo, missing_apt_tools
 from tests.support.images import BuiltImage
 from tests.support.rabbitmq import AmqpConsumer, RunningRabbitMQ
 from tests.support.registry import (
     RunningRegistry,
-    forget_local_images_of,
     free_port_run,
     require_tools,
     start_registry,
 )
+from tests.support.world import tear_down_world
 
 pytestmark = pytest.mark.integration
 
@@ -145,17 +143,7 @@ health = {{ http = "/healthz", interval = 0.2, start_timeout = 15 }}
                 assert _running(world, store) == {_current(store)}
             yield world
         finally:
-            names = subprocess.run(["podman", "ps", "-a", "--filter", f"label=io.patchline.service={SERVICE}",
-                                    "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
-            if names:
-                subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True, check=False)
-            for name in ("base", "app"):
-                remove_registries_d_scope(config.sign, f"{registry.host}/example/{name}")
-            with contextlib.suppress(Exception):
-                options = sign_options(config)
-                if options is not None:
-                    stop_agent(options.keys)
-            forget_local_images_of(registry.host)
+            tear_down_world(config, registry.host, services=[SERVICE], repositories=["example/base", "example/app"])
             repo.close()
 
 

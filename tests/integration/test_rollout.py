@@ -5,7 +5,6 @@ SIGKILL mid-rollout and resumed; an unsigned image refused; the events consumed 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -26,17 +25,17 @@ from patchline.build import BuildStatus, plan_fleet, rebuild, rebuild_options
 from patchline.errors import SignatureRefused, UnpromotableError
 from patchline.events import deliver_until_empty, publishers_from_config
 from patchline.rollout import PodmanTarget, RolloutState, rollout_service, service_status
-from patchline.sign import remove_registries_d_scope, sign_options, sign_pushed, stop_agent
+from patchline.sign import sign_options, sign_pushed
 from patchline.store import Store, open_store
 from tests.support.images import BuiltImage
 from tests.support.rabbitmq import AmqpConsumer, RunningRabbitMQ
 from tests.support.registry import (
     RunningRegistry,
-    forget_local_images_of,
     free_port_run,
     require_tools,
     start_registry,
 )
+from tests.support.world import remove_service_containers, tear_down_world
 
 pytestmark = pytest.mark.integration
 
@@ -80,10 +79,7 @@ def _derived(tmp: Path, registry: RunningRegistry, base_id: str, name: str, line
 
 
 def _remove_service_containers() -> None:
-    names = _sh("podman", "ps", "-a", "--filter", f"label=io.patchline.service={SERVICE}", "--format",
-                "{{.Names}}").split()
-    if names:
-        subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True, check=False)
+    remove_service_containers(SERVICE)
 
 
 @pytest.fixture(scope="module")
@@ -161,14 +157,7 @@ health = {{ http = "/healthz", interval = 0.2, start_timeout = 8 }}
             yield World(fleet / "patchline.toml", config, registry, tuple(range(ports, ports + 3)),
                         f"{repository}@{web.manifest_digest}", f"{repository}@{web2.manifest_digest}", bad, unsigned)
         finally:
-            _remove_service_containers()
-            for name in ("base", "web"):
-                remove_registries_d_scope(config.sign, f"{registry.host}/example/{name}")
-            with contextlib.suppress(Exception):
-                options = sign_options(config)
-                if options is not None:
-                    stop_agent(options.keys)
-            forget_local_images_of(registry.host)
+            tear_down_world(config, registry.host, services=[SERVICE], repositories=["example/base", "example/web"])
 
 
 def _deliver(world: World, store: Store) -> None:
