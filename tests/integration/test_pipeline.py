@@ -66,7 +66,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, debian_base_image: BuiltImag
           rabbitmq: RunningRabbitMQ) -> Iterator[World]:
     require_tools("buildah", "podman", "skopeo", "docker-registry", "gpg", "busybox")
     if missing_apt_tools():
-        pytest.skip(f"a local apt repository needs {', '.join(missing_apt_tools())}")
+        pytest.skip(f"a local apt repository needs {', '.join(missing_apt_tools())} "
+                    "(scripts/setup-host.sh installs them: dpkg-dev apt-utils gnupg)")
     tmp = tmp_path_factory.mktemp("pipeline")
     fleet = tmp / "fleet"
     (fleet / "base").mkdir(parents=True)

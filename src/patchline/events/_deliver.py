@@ -119,13 +119,15 @@ def _now() -> dt.datetime:
 def _deliver_sink(store: Store, publisher: Publisher, *, batch: int, now: dt.datetime | None,
                   max_backoff: float) -> SinkDelivery:
     name = publisher.name
-    renamed_from = getattr(publisher, "renamed_from", None)
-    if renamed_from:
-        store.rename_sink(renamed_from, name)  # a sink from before names were redacted keeps its cursor
     row = store.sink(name)
+    renamed_from = getattr(publisher, "renamed_from", None)
+    if row.updated_at is None and renamed_from and store.rename_sink(renamed_from, name):
+        row = store.sink(name)  # a sink from before names were redacted keeps its cursor
     if row.next_attempt_at is not None and row.next_attempt_at > (now or _now()):
         return SinkDelivery(name, 0, 0, row.attempts > 0, True, row.attempts, row.last_error,
                             row.next_attempt_at, row.backlog, row.delivered_seq)
+    if row.backlog == 0:  # nothing to send: no lease to take (an idle --follow polls every second)
+        return SinkDelivery(name, 0, 0, False, False, row.attempts, "", row.next_attempt_at, 0, row.delivered_seq)
     owner = owner_id()
     dead = [row.owner] if row.owner and row.owner != owner and owner_dead(row.owner) else []
     if not store.claim_sink(name, owner=owner, lease_seconds=SINK_LEASE_SECONDS, dead_owners=dead):

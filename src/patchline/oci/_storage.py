@@ -156,23 +156,20 @@ class ContainersStorageSource:
 
     @contextlib.contextmanager
     def _open(self, descriptor: Descriptor) -> Iterator[IO[bytes]]:
-        layer = self._overlay.get(descriptor.digest) if self.direct else None
-        stream: LayerStream | None = None
-        if layer is not None:
-            try:
-                stream = layer.open()
-            except StorageUnavailable:
-                stream = None
+        digest = descriptor.digest
+        layer = self._overlay.get(digest) if self.direct else None
         with contextlib.ExitStack() as stack:
-            if stream is None:
-                self.read_via[descriptor.digest] = "export"
-                raw: IO[bytes] = stack.enter_context(self._open_exported(descriptor.digest))
+            if layer is None:
+                self.read_via[digest] = "export"
+                raw: IO[bytes] = stack.enter_context(self._open_exported(digest))
             else:
-                self.read_via[descriptor.digest] = "storage"
+                # Any surprise in the storage directories shows at the first read, or halfway: the export
+                # takes over from there.
+                self.read_via[digest] = "storage"
                 raw = cast(IO[bytes], _Resuming(
-                    stream, lambda: stack.enter_context(self._open_exported(descriptor.digest)),
-                    on_fallback=lambda: self.read_via.__setitem__(descriptor.digest, "export")))
-            yield VerifyingReader(raw, digest=descriptor.digest, size=None, what="layer")  # type: ignore[misc]
+                    layer.open(), lambda: stack.enter_context(self._open_exported(digest)),
+                    on_fallback=lambda: self.read_via.__setitem__(digest, "export")))
+            yield VerifyingReader(raw, digest=digest, size=None, what="layer")  # type: ignore[misc]
 
     def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[IO[bytes]]:
         return self._open(descriptor)
