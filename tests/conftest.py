@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.support.aptrepo",
     "tests.support.postgres",
     "tests.support.rabbitmq",
+    "tests.support.clock",
 ]

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from patchline import _clock
 from patchline._cli_fleet import DbOption, JsonOption, _dump, _store
 from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import Error
@@ -84,7 +85,7 @@ def _follow_line(report: DeliveryReport, last: dict[str, str]) -> None:
         if s.delivered or last.get(s.name) != now:
             detail = f"failing: {s.error} (retry {_when(s.next_attempt_at)})" if s.failed else (
                 f"left to {s.held_by}, which is delivering to it" if s.held_by else "ok")
-            stderr.print(f"{_when(dt.datetime.now(dt.UTC))} {escape(s.name)}: {s.delivered} delivered, "
+            stderr.print(f"{_when(_clock.now())} {escape(s.name)}: {s.delivered} delivered, "
                          f"backlog {s.backlog}; {escape(detail)}", soft_wrap=True)
         last[s.name] = now
 

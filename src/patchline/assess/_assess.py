@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patchline import _clock
 from patchline._model import Ecosystem, Package, Purl
 from patchline.assess._input import ScanInput
 from patchline.assess.model import Assessment, AssessSkip, Finding, Ignored, PendingUpdate
@@ -60,7 +61,7 @@ class AssessOptions:
     feeds: tuple[str, ...] = ()
     vex: tuple[Path, ...] = ()
     ignore: tuple[IgnoreSpec, ...] = ()
-    today: dt.date = field(default_factory=dt.date.today)
+    today: dt.date = field(default_factory=_clock.today)
 
 
 def _as_packages(scan: ScanInput) -> list[Package]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from packageurl import PackageURL
 
+from patchline import _clock
 from patchline._model import Inventory
 from patchline.assess.model import Assessment, Finding, PendingUpdate, Severity
 from patchline.errors import SbomError
@@ -57,7 +58,7 @@ def _finding(f: Finding) -> dict[str, Any]:
 
 
 def assessment_to_dict(assessment: Assessment, *, created: datetime | None = None) -> dict[str, Any]:
-    created = created or datetime.now(UTC)
+    created = created or _clock.now()
     return {
         "schema": SCHEMA,
         "created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -15,7 +15,6 @@ recorded as built before it is pushed.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patchline import _clock
 from patchline._baseimage import need_tools
 from patchline.build import _buildah
 from patchline.build._containerfile import pin_references
@@ -201,7 +201,7 @@ class _Run:
 
     def build(self, item: PlanItem) -> BuildResult:
         started = time.monotonic()
-        started_at = dt.datetime.now(dt.UTC)
+        started_at = _clock.now()
         log = self.logs / f"{item.name}.log"
         cur = self.current.get(item.name)
         previous = cur.config_digest if cur else None
@@ -240,7 +240,7 @@ class _Run:
                 manifest_digest=result.manifest_digest, previous_config_digest=previous,
                 verification=result.verification.as_dict() if result.verification else None, error=result.error,
                 log_path=str(log), source_date_epoch=timestamp, started_at=started_at,
-                finished_at=dt.datetime.now(dt.UTC), events=events, unpromotable=bad)
+                finished_at=_clock.now(), events=events, unpromotable=bad)
             return result
 
         try:
@@ -499,7 +499,7 @@ class _Run:
 
     def _not_built(self, item: PlanItem, status: BuildStatus, why: str) -> BuildResult:
         self.say(f"[{item.name}] {status}: {why}")
-        now = dt.datetime.now(dt.UTC)
+        now = _clock.now()
         self.store.record_build(run_id=self.run_id, recipe=item.name, kind=item.recipe.kind.value,
                                 status=status.value, target=item.recipe.target,
                                 reasons=[r.as_dict() for r in item.reasons], error=why,
@@ -515,7 +515,7 @@ def rebuild(plan: RebuildPlan, graph: BuildGraph, store: Store, options: Rebuild
             hashes: Mapping[str, str], progress: Say | None = None, run_id: str | None = None) -> RebuildReport:
     """Build every item of ``plan`` (bases first, in parallel where the graph allows) and record the results."""
     need_tools("buildah", "podman")
-    run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    run_id = run_id or _clock.now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     jobs = options.jobs or os.cpu_count() or 1
     runner = _Run(plan, graph, store, options, hashes, progress or (lambda _line: None), run_id)
     try:

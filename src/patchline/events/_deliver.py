@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from patchline import _clock
 from patchline._config import EventsConfig
 from patchline._owner import owner_dead, owner_id
 from patchline.errors import ConfigError, EventError
@@ -113,7 +114,7 @@ def _refuse_empty(publishers: Sequence[Publisher]) -> None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return _clock.now()
 
 
 def _deliver_sink(store: Store, publisher: Publisher, *, batch: int, now: dt.datetime | None,

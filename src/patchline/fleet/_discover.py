@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patchline import _clock
 from patchline.errors import Error
 from patchline.fleet.interface import Workload
 
@@ -93,7 +94,7 @@ def _ingest(store: Store, reference: str, refs: Sequence[tuple[str, str, str | N
 def _record_running(store: Store, runtime: str, host: str, workloads: Sequence[Workload], *,
                     source_of: Callable[[Workload], str], options: DiscoverOptions, say: Say,
                     namespace: str | None = None) -> DiscoveryReport:
-    now = dt.datetime.now(dt.UTC)
+    now = _clock.now()
     failed: list[tuple[str, str]] = []
     inventoried: list[str] = []
     known = 0
@@ -164,7 +165,7 @@ def discover_registry(store: Store, target: str, *, options: DiscoverOptions | N
 
     options = options or DiscoverOptions()
     say = progress or (lambda _line: None)
-    now = dt.datetime.now(dt.UTC)
+    now = _clock.now()
     failed: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
     inventoried: list[str] = []

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from patchline import _clock
+
 if TYPE_CHECKING:
     from patchline.store import PatchItemRow, RunRow, Store
 
@@ -250,7 +252,7 @@ def patch_report(store: Store, *, now: dt.datetime | None = None, runs: int = DE
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    now = (now or _clock.now()).astimezone(dt.UTC)
     rows = store.patch_items()
     by_item: dict[tuple[str, str], list[PatchItemRow]] = defaultdict(list)
     by_service: dict[str, list[PatchItemRow]] = defaultdict(list)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from patchline import _clock
 from patchline._config import Config, ServiceConfig
 from patchline._owner import owner_dead, owner_id
 from patchline.errors import Error, RunInProgress, StoreError
@@ -398,7 +399,7 @@ def recipe_outcomes(services: Sequence[ServiceConfig], out: Mapping[str, Mapping
 
 def _in_quiet_hours(windows: Sequence[str], now: dt.datetime | None = None) -> bool:
     """``"22:00-06:00"`` windows (UTC) in which nothing is rolled out."""
-    t = (now or dt.datetime.now(dt.UTC)).time()
+    t = (now or _clock.now()).time()
     for window in windows:
         start_s, _, end_s = window.partition("-")
         start, end = dt.time.fromisoformat(start_s), dt.time.fromisoformat(end_s)

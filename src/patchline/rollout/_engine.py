@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from patchline import _clock
 from patchline._config import HealthCheckConfig
 from patchline._owner import owner_dead, owner_id
 from patchline.errors import RolloutError, SignatureRefused, UnpromotableError
@@ -378,7 +379,7 @@ def resume(store: Store, target: RolloutTarget, rollout_id: int, *, progress: Pr
     if row.finished:
         return RolloutResult(row.id, row.service, RolloutState(row.state), row.from_image, row.to_image, row.reason,
                              row.timings)
-    stale = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=STALE_SECONDS)
+    stale = _clock.now() - dt.timedelta(seconds=STALE_SECONDS)
     dead = [row.owner] if row.owner and owner_dead(row.owner) else []
     if not store.claim_rollout(rollout_id, owner=owner_id(), stale_before=stale, dead_owners=dead):
         raise RolloutError(f"rollout {rollout_id} of {row.service} is being driven by {row.owner} "

@@ -29,6 +29,7 @@ from typing import Protocol, TextIO, assert_never
 
 from packageurl import PackageURL
 
+from patchline import _clock
 from patchline._model import Inventory, Layer, Package, Purl
 from patchline.errors import SbomError
 
@@ -145,7 +146,7 @@ def _writer(fmt: SbomFormat) -> SbomWriter:
 
 def _as_utc(created: datetime | None) -> datetime:
     if created is None:
-        created = datetime.now(UTC)
+        created = _clock.now()
     if created.tzinfo is None or created.utcoffset() is None:
         raise SbomError(f"the SBOM timestamp {created.isoformat()} has no time zone")
     # SPDX and CycloneDX timestamps carry seconds, not microseconds.

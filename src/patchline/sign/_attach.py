@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from patchline import _clock
 from patchline.errors import BlobError, ImageNotFound, ManifestError, SignError
 from patchline.oci import RegistryWriter
 from patchline.oci.interface import OCI_INDEX, OCI_MANIFEST
@@ -156,7 +157,7 @@ def attach_sbom(
         registry, repository, manifest_digest, index.data if index else None, media_type, sbom_digest
     )
     if manifest is None:
-        when = (created or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        when = (created or _clock.now()).astimezone(dt.UTC)
         manifest = sbom_manifest(
             subject={"mediaType": subject.media_type, "digest": subject.digest, "size": len(subject.data)},
             sbom_digest=sbom_digest,

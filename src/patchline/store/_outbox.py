@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
+from patchline import _clock
 from patchline.events.interface import Event, EventDraft
 from patchline.store._schema import Event as EventModel
 from patchline.store._schema import EventSink
@@ -40,7 +41,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return _clock.now()
 
 
 def add_events(conn: Connection, drafts: Sequence[EventDraft], *, now: dt.datetime | None = None) -> list[str]:

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, String, and_, delete, func, or_, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from patchline import _clock
 from patchline._model import Ecosystem, Inventory
 from patchline.assess.model import AssessSkip
 from patchline.errors import Error, StoreError
@@ -71,7 +72,7 @@ _SBOM_FORMAT = "patchline-json"
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return _clock.now()
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:

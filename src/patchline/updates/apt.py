@@ -16,11 +16,11 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
+from patchline import _clock
 from patchline._http import tls_context
 from patchline.assess.model import AssessSkip
 from patchline.errors import (
@@ -199,7 +199,7 @@ def fetch_release(suite: AptSuite, options: FetchOptions, *, client: httpx.Clien
         raise IndexFormatError(
             f"{what} describes suite {info.suite!r} (codename {info.codename!r}), not {suite.suite!r}"
         )
-    check_fresh(info, now=options.now or datetime.now(UTC), what=what)
+    check_fresh(info, now=options.now or _clock.now(), what=what)
     return info
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -318,7 +318,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, freeze_clock: Callable[[dt.datetime], None]) -> None:
+    freeze_clock(NOW)  # ages ("exposed 2 d") are measured against the frozen clock, not the day the suite runs
     monkeypatch.delenv("PATCHLINE_CONFIG", raising=False)
     monkeypatch.delenv("PATCHLINE_DB", raising=False)
     monkeypatch.chdir(tmp_path)
