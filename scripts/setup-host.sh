@@ -6,11 +6,14 @@
 #   2. a probe that `podman run` works; only where it does not, and only when there
 #      is no /etc/containers/containers.conf of the user's, it writes the settings
 #      the probe proves are needed (see DESIGN.md, "Host facts")
-#   3. the repository's virtualenv .venv with `pip install -e '.[test]'`
+#   3. the repository's virtualenv .venv with `pip install -e '.[test]'`, every dependency at
+#      the version constraints.txt pins (a new release of a dependency cannot break a fresh install)
 #
 # Environment:
 #   PATCHLINE_SETUP_LOG        log file (default /var/log/patchline/setup-host.log as
 #                              root, else ~/.cache/patchline/setup-host.log)
+#   PATCHLINE_DEPS=newest      install the newest releases the version ranges of pyproject.toml allow,
+#                              ignoring constraints.txt (to test an upgrade before pinning it)
 #   PATCHLINE_CONTAINERS_CONF  for testing this script only: the containers.conf to
 #                              check and write instead of /etc/containers/containers.conf
 #                              (podman is then pointed at it with CONTAINERS_CONF)
@@ -215,16 +218,22 @@ setup_venv() {
         run "$py" -m venv "$venv"
         CHANGES+=("created .venv")
     fi
-    # Re-install only when pyproject.toml changed or the package is not importable.
+    # Re-install only when pyproject.toml, constraints.txt or PATCHLINE_DEPS changed, or the package is not importable.
     stamp=$venv/.patchline-setup-stamp
-    want=$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)
+    local deps=${PATCHLINE_DEPS:-pinned} pins=()
+    case $deps in
+        pinned) pins=(-c "$REPO/constraints.txt") ;;
+        newest) pins=(--upgrade --upgrade-strategy eager) ;;
+        *) die "PATCHLINE_DEPS is '$deps'; say pinned (the default) or newest" ;;
+    esac
+    want="$deps $(cat "$REPO/pyproject.toml" "$REPO/constraints.txt" | sha256sum | cut -d' ' -f1)"
     if [[ -f $stamp && $(cat "$stamp") == "$want" ]] \
         && "$venv/bin/python" -c 'import patchline, pytest' 2>/dev/null; then
         say "venv: patchline[test] is installed ($venv)"
         return
     fi
-    say "pip install -e '.[test]' into $venv"
-    run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$REPO[test]"
+    say "pip install -e '.[test]' into $venv ($deps versions)"
+    run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}" -e "$REPO[test]"
     echo "$want" >"$stamp"
     CHANGES+=("installed patchline[test] into .venv")
 }

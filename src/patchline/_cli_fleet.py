@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from patchline.fleet._discover import DiscoverOptions, DiscoveryReport
     from patchline.store import AdvisoryReport, FleetSummary, Store, WhereHit
 
-discover_app = typer.Typer(help="Find what runs and what registries hold; inventory images new to the store.",
+discover_app = typer.Typer(rich_markup_mode=None, help="Find what runs and what registries hold; inventory images new to the store.",
                            no_args_is_help=True)
-db_app = typer.Typer(help="The store's database: schema migrations.", no_args_is_help=True)
+db_app = typer.Typer(rich_markup_mode=None, help="The store's database: schema migrations.", no_args_is_help=True)
 app.add_typer(discover_app, name="discover")
 app.add_typer(db_app, name="db")
 

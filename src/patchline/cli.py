@@ -26,7 +26,7 @@ from patchline.assess.model import Assessment, PendingUpdate, Severity
 from patchline.errors import ConfigError, Error
 from patchline.oci.interface import Descriptor, ResolvedImage
 
-app = typer.Typer(
+app = typer.Typer(rich_markup_mode=None, 
     name="patchline",
     help="Keep a fleet of container images patched: inventory, assess, rebuild, roll out.",
     no_args_is_help=True,
