@@ -20,7 +20,7 @@ from patchline._demo import DemoDown, DemoOptions, DemoReport, default_workdir, 
 from patchline.cli import _emit, _fail, app, stderr
 from patchline.errors import Error
 
-demo_app = typer.Typer(rich_markup_mode=None, 
+demo_app = typer.Typer(rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
 )

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from patchline.events.interface import Event, Publisher
     from patchline.store import SinkRow
 
-events_app = typer.Typer(rich_markup_mode=None, help="The event outbox: deliver it to AMQP and webhooks, list it, show each sink.",
+events_app = typer.Typer(help="The event outbox: deliver it to AMQP and webhooks, list it, show each sink.",
+                         rich_markup_mode=None,
                          no_args_is_help=True)
 app.add_typer(events_app, name="events")
 

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from patchline.fleet._discover import DiscoverOptions, DiscoveryReport
     from patchline.store import AdvisoryReport, FleetSummary, Store, WhereHit
 
-discover_app = typer.Typer(rich_markup_mode=None, help="Find what runs and what registries hold; inventory images new to the store.",
+discover_app = typer.Typer(help="Find what runs and what registries hold; inventory images new to the store.",
+                           rich_markup_mode=None,
                            no_args_is_help=True)
 db_app = typer.Typer(rich_markup_mode=None, help="The store's database: schema migrations.", no_args_is_help=True)
 app.add_typer(discover_app, name="discover")

@@ -16,7 +16,8 @@ from patchline.errors import Error
 if TYPE_CHECKING:
     from patchline.sign.interface import SigningKeys
 
-keys_app = typer.Typer(rich_markup_mode=None, help="patchline's signing keys: generate them, show them.", no_args_is_help=True)
+keys_app = typer.Typer(help="patchline's signing keys: generate them, show them.", no_args_is_help=True,
+                       rich_markup_mode=None)
 app.add_typer(keys_app, name="keys")
 
 

@@ -6,10 +6,14 @@ repositories an image is assessed against) asks :func:`host_debian_mirror`.
 
 Both formats apt reads are understood: deb822 ``*.sources`` files and one-line
 ``sources.list`` / ``*.list`` files. Only ``deb`` entries with an http(s) URI and
-the ``main`` component count; a source is taken as Debian's when it serves the
-suite itself (``bookworm``) or its security suite (``bookworm-security``, or the
-older ``bookworm/updates``), which third-party repositories (``nodistro``,
-``cloud-sdk-bookworm``, ...) do not.
+the ``main`` component count; a source is taken as Debian's when it serves a
+Debian release (``bookworm``, ``trixie``, ``stable``, ...) or one of its update
+suites (``-security``, ``-updates``, the older ``/updates``), which third-party
+repositories (``nodistro``, ``cloud-sdk-bookworm``, ...) do not.
+
+One Debian archive serves every release, so the host's mirror is the mirror of
+any release: a Debian 12 host assesses a Debian 13 image from the same URLs,
+whatever suites it uses itself.
 """
 
 from __future__ import annotations
@@ -24,9 +28,24 @@ from debian.deb822 import Deb822
 
 from patchline.errors import ConfigError
 
-__all__ = ["HostDebianMirror", "host_debian_mirror"]
+__all__ = ["DEBIAN_CODENAMES", "HostDebianMirror", "host_debian_mirror", "release_of"]
 
 _ETC_APT = Path("/etc/apt")
+
+DEBIAN_CODENAMES = {"10": "buster", "11": "bullseye", "12": "bookworm", "13": "trixie", "14": "forky", "15": "duke"}
+"""Debian's releases by major version (``/etc/debian_version``, ``VERSION_ID``)."""
+_DEBIAN_SUITE_NAMES = {*DEBIAN_CODENAMES.values(), "sid", "stable", "oldstable", "oldoldstable", "testing",
+                       "unstable"}
+_UPDATE_SUFFIXES = ("-security", "-updates", "-backports", "-proposed-updates", "/updates")
+_SECURITY_SUFFIXES = ("-security", "/updates")
+
+
+def release_of(suite: str) -> str:
+    """The release a suite belongs to: ``trixie-security`` -> ``trixie``."""
+    for suffix in _UPDATE_SUFFIXES:
+        if suite.endswith(suffix):
+            return suite[: -len(suffix)]
+    return suite
 
 
 class HostDebianMirror(NamedTuple):
@@ -44,33 +63,43 @@ class _SourceEntry:
     origin: Path
 
 
-def host_debian_mirror(suite: str = "bookworm", *, etc_apt: Path = _ETC_APT) -> HostDebianMirror:
-    """Return the host's Debian mirror for ``suite`` and its security mirror.
+def host_debian_mirror(suite: str | None = None, *, etc_apt: Path = _ETC_APT) -> HostDebianMirror:
+    """Return the host's Debian archive URL and its security archive URL.
 
-    Sources are read in apt's order (``sources.list``, then ``sources.list.d``
-    sorted by name); the first matching entry wins. Raises :class:`ConfigError`
-    when no enabled ``deb`` source serves ``suite`` with ``main`` over http(s).
+    One archive serves every release, so any enabled Debian source will do; an
+    entry for ``suite`` itself (or its security suite) is preferred when there is
+    one. Sources are read in apt's order (``sources.list``, then
+    ``sources.list.d`` sorted by name). Raises :class:`ConfigError` when no enabled
+    ``deb`` source of a Debian release serves ``main`` over http(s).
     """
-    mirror: str | None = None
-    security: str | None = None
-    security_suites = {f"{suite}-security", f"{suite}/updates"}
+    known = _DEBIAN_SUITE_NAMES | ({suite} if suite else set())
+    mirrors: list[tuple[bool, str]] = []  # (serves `suite` itself, uri), in apt's order
+    securities: list[tuple[bool, str]] = []
     for entry in _source_entries(etc_apt):
         if "main" not in entry.components:
             continue
-        if mirror is None and suite in entry.suites:
-            mirror = entry.uri
-        if security is None and security_suites.intersection(entry.suites):
-            security = entry.uri
-    if mirror is None:
+        for name in entry.suites:
+            release = release_of(name)
+            if release not in known:
+                continue
+            found = securities if name.endswith(_SECURITY_SUFFIXES) else mirrors
+            found.append((release == suite, entry.uri))
+    if not mirrors:
         raise ConfigError(
-            f"no Debian mirror for {suite!r} in the host's apt sources",
+            "no Debian mirror in the host's apt sources",
             detail=(
-                f"looked for an enabled 'deb' source with suite {suite!r}, component 'main' "
-                f"and an http(s) URI in {etc_apt}/sources.list and "
-                f"{etc_apt}/sources.list.d/*.list, *.sources"
+                "looked for an enabled 'deb' source of a Debian release, component 'main' and an http(s) URI in "
+                f"{etc_apt}/sources.list and {etc_apt}/sources.list.d/*.list, *.sources; or name the update "
+                "sources in patchline.toml ([[updates.sources]])"
             ),
         )
-    return HostDebianMirror(mirror=mirror, security=security)
+
+    def pick(found: list[tuple[bool, str]]) -> str | None:
+        return next((uri for exact, uri in found if exact), found[0][1] if found else None)
+
+    mirror = pick(mirrors)
+    assert mirror is not None
+    return HostDebianMirror(mirror=mirror, security=pick(securities))
 
 
 def _source_entries(etc_apt: Path) -> Iterator[_SourceEntry]:

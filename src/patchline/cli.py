@@ -26,7 +26,7 @@ from patchline.assess.model import Assessment, PendingUpdate, Severity
 from patchline.errors import ConfigError, Error
 from patchline.oci.interface import Descriptor, ResolvedImage
 
-app = typer.Typer(rich_markup_mode=None, 
+app = typer.Typer(rich_markup_mode=None,
     name="patchline",
     help="Keep a fleet of container images patched: inventory, assess, rebuild, roll out.",
     no_args_is_help=True,
@@ -35,6 +35,9 @@ app = typer.Typer(rich_markup_mode=None,
 )
 
 stderr = Console(stderr=True, highlight=False)
+
+EXIT_UNKNOWN = 3
+"""`patchline scan`: the image could not be (fully) assessed; what it found is reported, but it is not clean."""
 
 
 class _State:
@@ -289,8 +292,12 @@ def render_assessment_table(assessment: Assessment, console: Console) -> None:
         console.print(table)
     totals = summary(assessment)
     severities = ", ".join(f"{k} {v}" for k, v in totals["findings_by_severity"].items() if v) or "none"
+    if assessment.unknown:
+        lines = "\n".join(f"  - {reason}" for reason in assessment.unknown)
+        console.print(f"\nUNKNOWN: patchline could not check everything in this image, so it is not clean:\n{lines}",
+                      soft_wrap=True, markup=False)
     console.print(
-        f"\n{assessment.image}: {totals['pending_updates']} pending updates "
+        f"\n{assessment.image}: {assessment.state.value}: {totals['pending_updates']} pending updates "
         f"({totals['pending_sources']} source packages), {totals['findings']} advisories ({severities}; "
         f"{totals['fixable']} with a fix), {totals['ignored']} ignored, {totals['skipped']} skipped",
         soft_wrap=True, markup=False,
@@ -365,6 +372,10 @@ def scan(
     if failed:
         stderr.print(f"failing: {'; '.join(failed)}")
         raise typer.Exit(1)
+    if assessment.unknown:
+        stderr.print(f"could not assess: {escape(assessment.unknown[0])}"
+                     + (f" (and {len(assessment.unknown) - 1} more)" if len(assessment.unknown) > 1 else ""))
+        raise typer.Exit(EXIT_UNKNOWN)
 
 
 # The fleet commands register themselves on `app`; imported here so that `patchline --help` lists them.

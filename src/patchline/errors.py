@@ -26,7 +26,8 @@ are translated at the boundary with ``raise ... from exc``. The CLI catches
     │   ├── IndexExpiredError       the Release file's Valid-Until has passed
     │   ├── IndexIntegrityError     an index or .deb does not match its SHA256 or size
     │   ├── IndexFormatError        a Release or Packages file is malformed
-    │   └── SuiteMissing            the suite, component or architecture is not there: nothing to update from
+    │   ├── SuiteMissing            the suite, component or architecture is not there: nothing to update from
+    │   └── NoUpdateRoute           patchline cannot tell or reach an image's update sources: assessed as unknown
     ├── AdvisoryError               advisory data cannot be used
     │   ├── FeedError               an advisory feed cannot be read at all (a bad record is a skip)
     │   └── VexError                a VEX document is malformed
@@ -71,6 +72,7 @@ __all__ = [
     "IndexSignatureError",
     "LayerError",
     "ManifestError",
+    "NoUpdateRoute",
     "PlatformError",
     "ReferenceError_",
     "RegistryError",
@@ -195,6 +197,12 @@ class SuiteMissing(UpdateSourceError):
     """The suite is not at the source (no InRelease or Release), or its Release lacks the wanted component or
     architecture. Unlike an unreachable or untrusted source, this holds until the configuration changes: the
     other sources are used without it."""
+
+
+class NoUpdateRoute(UpdateSourceError):
+    """patchline cannot tell which update sources an image takes updates from (its distribution has no update
+    route in patchline, its release cannot be told, no mirror is known): the image's state is *unknown*, never
+    clean."""
 
 
 class HostError(Error):

@@ -121,12 +121,31 @@ def test_host_debian_mirror(tmp_path: Path, files: dict[str, str], expected: Hos
         pytest.param({}, id="no-files"),
         pytest.param({"sources.list.d/nodesource.sources": DEB822_THIRD_PARTY}, id="third-party-only"),
         pytest.param({"sources.list": "deb http://x.example/debian bookworm contrib\n"}, id="no-main"),
-        pytest.param({"sources.list": "deb http://x.example/debian trixie main\n"}, id="other-suite"),
+        pytest.param({"sources.list": "deb http://x.example/debian noble main\n"}, id="not-a-debian-release"),
     ],
 )
 def test_no_debian_mirror_is_a_config_error(tmp_path: Path, files: dict[str, str]) -> None:
-    with pytest.raises(ConfigError, match="no Debian mirror for 'bookworm'"):
-        host_debian_mirror(etc_apt=_etc_apt(tmp_path, files))
+    with pytest.raises(ConfigError, match="no Debian mirror in the host's apt sources"):
+        host_debian_mirror("bookworm", etc_apt=_etc_apt(tmp_path, files))
+
+
+@pytest.mark.parametrize("release", ["trixie", "bullseye", "buster", "forky"])
+def test_a_bookworm_host_serves_every_release(tmp_path: Path, release: str) -> None:
+    # One archive serves every release: the host's own suites do not limit what it can assess.
+    etc = _etc_apt(tmp_path, {"sources.list.d/debian.sources": DEB822_DEBIAN})
+    assert host_debian_mirror(release, etc_apt=etc) == HostDebianMirror(
+        "http://mirror.example/debian", "http://mirror.example/debian-security")
+
+
+def test_an_entry_of_the_release_itself_is_preferred(tmp_path: Path) -> None:
+    etc = _etc_apt(tmp_path, {"sources.list": "deb http://a.example/debian bookworm main\n"
+                                              "deb http://a.example/debian-security bookworm-security main\n"
+                                              "deb http://b.example/debian trixie main\n"
+                                              "deb http://b.example/debian-security trixie-security main\n"})
+    assert host_debian_mirror("trixie", etc_apt=etc) == HostDebianMirror(
+        "http://b.example/debian", "http://b.example/debian-security")
+    assert host_debian_mirror("bookworm", etc_apt=etc) == HostDebianMirror(
+        "http://a.example/debian", "http://a.example/debian-security")
 
 
 def test_other_suite(tmp_path: Path) -> None:

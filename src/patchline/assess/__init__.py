@@ -11,9 +11,11 @@ from patchline.assess._assess import (
     IgnoreSpec,
     UpdateSuiteSpec,
     assess,
+    debian_release,
     fetch_options,
     options_from_config,
     pending_against,
+    unchecked_sources,
     update_suites_for,
 )
 from patchline.assess._formats import render_assessment, summary
@@ -22,6 +24,7 @@ from patchline.assess.model import (
     AdvisoryId,
     Assessment,
     AssessSkip,
+    AssessState,
     Finding,
     Ignored,
     PackageRef,
@@ -34,6 +37,7 @@ __all__ = [
     "AdvisoryId",
     "AssessOptions",
     "AssessSkip",
+    "AssessState",
     "Assessment",
     "Finding",
     "IgnoreSpec",
@@ -45,6 +49,7 @@ __all__ = [
     "SeverityScore",
     "UpdateSuiteSpec",
     "assess",
+    "debian_release",
     "fetch_options",
     "from_cyclonedx",
     "from_inventory",
@@ -53,5 +58,6 @@ __all__ = [
     "read_sbom_file",
     "render_assessment",
     "summary",
+    "unchecked_sources",
     "update_suites_for",
 ]

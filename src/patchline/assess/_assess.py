@@ -21,15 +21,14 @@ from patchline import _clock
 from patchline._model import Ecosystem, Package, Purl
 from patchline.assess._input import ScanInput
 from patchline.assess.model import Assessment, AssessSkip, Finding, Ignored, PendingUpdate
-from patchline.errors import ConfigError, Error
+from patchline.errors import ConfigError, Error, NoUpdateRoute
 
 if TYPE_CHECKING:
     from patchline.updates import AptSuite, FetchOptions, SourceIndexes
 
 Progress = Callable[[str], None]
 
-# Debian releases by major version, for SBOMs that name the distro only by number.
-_DEBIAN_CODENAMES = {"10": "buster", "11": "bullseye", "12": "bookworm", "13": "trixie", "14": "forky"}
+_OS_ECOSYSTEMS = (Ecosystem.DEB.value, Ecosystem.RPM.value, Ecosystem.APK.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,28 +79,83 @@ def _as_packages(scan: ScanInput) -> list[Package]:
     return out
 
 
-def _image_suites(scan: ScanInput) -> list[AptSuite]:
-    """Update suites derived from the image's own apt sources (or its distro when they are unknown)."""
-    from patchline._hostapt import host_debian_mirror
-    from patchline.updates import IMAGE_SOURCE_GLOBS, sources_from_image_files
+def debian_release(scan: ScanInput) -> str | None:
+    """The Debian release an image runs: os-release's ``VERSION_CODENAME``, else its ``VERSION_ID``, else
+    ``/etc/debian_version`` (``12.8`` -> bookworm, ``trixie/sid`` -> trixie); ``None`` when none says."""
+    from patchline._hostapt import DEBIAN_CODENAMES
 
+    distro = scan.distro
+    if distro is not None and distro.version_codename:
+        return distro.version_codename
+    if distro is not None and distro.version_id:
+        codename = DEBIAN_CODENAMES.get(distro.version_id.split(".")[0])
+        if codename:
+            return codename
+    text = dict(scan.system_files).get("/etc/debian_version", "").strip()
+    if text:
+        head = text.split("/")[0].split(".")[0]
+        return DEBIAN_CODENAMES.get(head) or (head if head.isalpha() and head != "sid" else None)
+    return None
+
+
+def _image_suites(scan: ScanInput) -> list[AptSuite]:
+    """Update suites of the image's Debian release: its own apt sources say which release and components,
+    os-release or ``/etc/debian_version`` when it has none (slim and distroless images delete them); the host's
+    Debian mirror says where (one archive serves every release), else the mirror the image names.
+
+    Raises :class:`NoUpdateRoute` when the image is not Debian or its release or a mirror cannot be told.
+    """
+    from patchline._hostapt import host_debian_mirror
+    from patchline.updates import IMAGE_SOURCE_GLOBS, mirror_from_image_files, sources_from_image_files
+
+    distro = scan.distro
+    if distro is not None and distro.id != "debian":
+        name = distro.pretty_name or distro.id
+        raise NoUpdateRoute(f"patchline has no update route for {name}: its pending updates cannot be checked")
     files = {p: t for p, t in scan.system_files if any(fnmatch.fnmatch(p, g) for g in IMAGE_SOURCE_GLOBS)}
-    codename = scan.distro.version_codename if scan.distro else None
-    if codename is None and scan.distro and scan.distro.version_id:
-        codename = _DEBIAN_CODENAMES.get(scan.distro.version_id.split(".")[0])
+    codename = debian_release(scan)
+    try:
+        host = host_debian_mirror(codename)
+    except ConfigError as exc:
+        image_mirror = mirror_from_image_files(files)
+        if image_mirror is None:
+            raise NoUpdateRoute(exc.message, detail=exc.detail) from exc
+        host = image_mirror
+    if host.security is None:
+        image_mirror = mirror_from_image_files(files)
+        if image_mirror is not None and image_mirror.security is not None:
+            host = host._replace(security=image_mirror.security)
+    suites = sources_from_image_files(files, host_mirror=host) if files else []
+    if suites:
+        return suites
     if codename is None:
-        raise ConfigError("cannot tell which Debian release the image is: no os-release and no apt sources")
-    host = host_debian_mirror(codename)
-    if not files:
-        # An SBOM carries no apt sources: assume the release's main suite on the host's mirror.
-        files = {"/etc/apt/sources.list": f"deb {host.mirror} {codename} main\n"}
-    return sources_from_image_files(files, host_mirror=host)
+        raise NoUpdateRoute("cannot tell which Debian release the image runs: no VERSION_CODENAME or VERSION_ID "
+                            "in os-release, no /etc/debian_version, no apt source naming a release")
+    # No usable sources in the image (deleted, distroless, an SBOM): the release's main suite on the mirror.
+    return sources_from_image_files({"/etc/apt/sources.list": f"deb {host.mirror} {codename} main\n"},
+                                    host_mirror=host)
 
 
 def update_suites_for(scan: ScanInput, options: AssessOptions) -> list[AptSuite]:
-    """The apt suites an image takes updates from: the configured ones, else its own sources' suites."""
+    """The apt suites an image takes updates from: the configured ones, else its own release's.
+
+    Empty only for an SBOM that names no operating system and no OS package (nothing to update). Raises
+    :class:`NoUpdateRoute` when the image's updates cannot be checked: no OS package database (busybox,
+    scratch), a distribution patchline has no update route for, a release or mirror that cannot be told.
+    """
     from patchline.updates import AptSuite
 
+    os_ecosystems = sorted({p.ecosystem for p in scan.packages if p.ecosystem in _OS_ECOSYSTEMS})
+    distro = (scan.distro.pretty_name or scan.distro.id) if scan.distro else None
+    if not os_ecosystems:
+        if scan.inventory is None and scan.distro is None:
+            return []  # an SBOM of application packages only: no operating system to update
+        where = f" ({distro})" if distro else ""
+        raise NoUpdateRoute(f"no package database of the operating system (dpkg, rpm, apk) found{where}: "
+                            "patchline cannot tell what is installed, so it cannot tell which updates are missing")
+    if Ecosystem.DEB.value not in os_ecosystems:
+        raise NoUpdateRoute(f"patchline has no update route for {distro or 'the image'} "
+                            f"({', '.join(os_ecosystems)} packages): its pending updates cannot be checked")
     if options.suites:
         return [AptSuite(s.url, s.suite, tuple(s.components)) for s in options.suites]
     return _image_suites(scan)
@@ -131,18 +185,34 @@ def pending_against(scan: ScanInput, loaded: SourceIndexes, *, changelogs: bool,
 
 def pending_updates_for(
     scan: ScanInput, options: AssessOptions, *, say: Progress
-) -> tuple[list[PendingUpdate], list[AssessSkip], list[str]]:
+) -> tuple[list[PendingUpdate], list[AssessSkip], list[str], list[str]]:
+    """(pending updates, skips, sources used, why the pending updates are unknown: empty when they are known)."""
     from patchline.updates import load_sources
 
-    if not any(p.ecosystem == Ecosystem.DEB.value for p in scan.packages):
-        return [], [], []
-    suites = update_suites_for(scan, options)
+    try:
+        suites = update_suites_for(scan, options)
+    except NoUpdateRoute as exc:
+        return [], [], [], [exc.message]
     if not suites:
-        return [], [AssessSkip("update sources", "the image's apt sources name no Debian release")], []
+        return [], [], [], []
     say(f"reading {len(suites)} update source(s): {', '.join(s.label for s in suites)}")
     loaded = load_sources(suites, fetch_options(options))
     pending = pending_against(scan, loaded, changelogs=options.changelogs, say=say)
-    return pending, list(loaded.skipped), list(loaded.sources)
+    return pending, list(loaded.skipped), list(loaded.sources), unchecked_sources(suites, loaded)
+
+
+def unchecked_sources(suites: Sequence[AptSuite], loaded: SourceIndexes) -> list[str]:
+    """Why pending updates computed from ``loaded`` cannot be trusted as complete: a source that is there but
+    could not be read or trusted (its updates would look applied), or a security suite that is not there at all
+    (the release is archived or out of support: nothing tells which security fixes it misses)."""
+    from patchline._hostapt import release_of
+
+    out = [f"{s.what}: {s.reason}" for s in loaded.unread]
+    for suite in suites:
+        if suite.label in loaded.missing and suite.suite.endswith(("-security", "/updates")):
+            out.append(f"the security suite {suite.suite} is not at {suite.url}: Debian {release_of(suite.suite)} "
+                       "is archived or out of security support, so its missing security fixes cannot be checked")
+    return out
 
 
 def findings_for(
@@ -192,8 +262,9 @@ def assess(scan: ScanInput, options: AssessOptions | None = None, *, progress: P
     skipped = [AssessSkip(what, reason) for what, reason in scan.unreadable]
     pending: list[PendingUpdate] = []
     sources: list[str] = []
+    unknown: list[str] = []
     if options.updates:
-        pending, update_skips, sources = pending_updates_for(scan, options, say=say)
+        pending, update_skips, sources, unknown = pending_updates_for(scan, options, say=say)
         skipped += update_skips
     findings, feed_skips, feeds = findings_for(scan, options, say=say)
     skipped += feed_skips
@@ -215,6 +286,7 @@ def assess(scan: ScanInput, options: AssessOptions | None = None, *, progress: P
         skipped=tuple(skipped),
         sources=tuple(sources),
         feeds=tuple(feeds),
+        unknown=tuple(unknown),
     )
 
 

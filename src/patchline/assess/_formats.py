@@ -25,6 +25,7 @@ from patchline.sbom.interface import tool_version
 SCHEMA = "patchline/assessment/v1"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 PENDING_RULE = "patchline/pending-security-update"
+UNKNOWN_NOTIFICATION = "patchline/could-not-assess"
 _SARIF_LEVEL = {
     Severity.CRITICAL: "error",
     Severity.HIGH: "error",
@@ -40,6 +41,7 @@ def summary(assessment: Assessment) -> dict[str, Any]:
     for f in assessment.findings:
         by_severity[f.severity.name.lower()] += 1
     return {
+        "state": assessment.state.value,
         "pending_updates": len(assessment.pending),
         "pending_sources": len({(p.source_name, p.candidate) for p in assessment.pending}),
         "findings": len(assessment.findings),
@@ -65,6 +67,8 @@ def assessment_to_dict(assessment: Assessment, *, created: datetime | None = Non
         "tool": {"name": "patchline", "version": tool_version()},
         "image": {"reference": assessment.image, "config_digest": assessment.config_digest},
         "summary": summary(assessment),
+        "state": assessment.state.value,
+        "unknown": list(assessment.unknown),
         "sources": list(assessment.sources),
         "feeds": list(assessment.feeds),
         "pending": [asdict(p) for p in assessment.pending],
@@ -120,13 +124,23 @@ def _sarif(assessment: Assessment) -> dict[str, Any]:
             "locations": location,
             "properties": {"purl": p.package.purl, "cves": list(p.cves), "candidate": p.candidate},
         })
+    # What could not be checked is not a result (no finding) but must not read as "no results: clean":
+    # SARIF says so in the invocation, which fails when the image could not be assessed.
+    invocation: dict[str, Any] = {
+        "executionSuccessful": not assessment.unknown,
+        "toolExecutionNotifications": [{"level": "error", "descriptor": {"id": UNKNOWN_NOTIFICATION},
+                                        "message": {"text": f"could not assess: {reason}"}}
+                                       for reason in assessment.unknown],
+    }
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "patchline", "version": tool_version(),
                                 "informationUri": "https://github.com/patchline", "rules": list(rules.values())}},
+            "invocations": [invocation],
             "results": results,
+            "properties": {"patchline:state": assessment.state.value},
         }],
     }
 
@@ -172,6 +186,12 @@ def _cyclonedx(assessment: Assessment, sbom: Mapping[str, Any]) -> dict[str, Any
         if f.fixed_versions:
             vuln["recommendation"] = f"Upgrade {f.package.name} to {', '.join(f.fixed_versions)}"
     doc["vulnerabilities"] = list(vulnerabilities.values())
+    metadata = doc.setdefault("metadata", {})
+    properties = [p for p in metadata.get("properties") or []
+                  if not str(p.get("name", "")).startswith("patchline:assessment:")]
+    properties.append({"name": "patchline:assessment:state", "value": assessment.state.value})
+    properties += [{"name": "patchline:assessment:unknown", "value": reason} for reason in assessment.unknown]
+    metadata["properties"] = properties
     return doc
 
 

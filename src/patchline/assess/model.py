@@ -119,6 +119,18 @@ class AssessSkip:
     reason: str
 
 
+class AssessState(enum.StrEnum):
+    """What an assessment can say of an image.
+
+    ``unknown`` is never ``clean``: patchline could not check the image (no package database, no update
+    route for its distribution or release, update sources that could not be read or trusted).
+    """
+
+    CLEAN = "clean"
+    EXPOSED = "exposed"
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """Everything ``patchline scan`` reports for one image."""
@@ -132,3 +144,12 @@ class Assessment:
     sources: tuple[str, ...] = ()  # update sources used, "URL suite" each
     feeds: tuple[str, ...] = ()  # advisory feeds used, with their revision
     extra: dict[str, str] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()  # why patchline could not check (part of) the image; empty: it could
+
+    @property
+    def state(self) -> AssessState:
+        """``exposed`` when anything is pending or affects the image; else ``unknown`` when something could
+        not be checked; else ``clean``."""
+        if self.pending or self.findings:
+            return AssessState.EXPOSED
+        return AssessState.UNKNOWN if self.unknown else AssessState.CLEAN

@@ -407,7 +407,7 @@ class _Run:
 
     def verify(self, item: PlanItem, image_id: str, log: Path) -> Verification:
         """Rescan the new image into the store; what the rebuild was for must be gone and nothing new appear."""
-        from patchline.assess import fetch_options, from_inventory, pending_against
+        from patchline.assess import fetch_options, from_inventory, pending_against, unchecked_sources
         from patchline.updates import load_sources
 
         inv = self._inventory(f"containers-storage:{image_id.removeprefix('sha256:')}")
@@ -418,9 +418,9 @@ class _Run:
         try:
             suites = self.suites_for(inv) if self.options.assess.updates else []
         except Error as exc:
-            suites = []
-            with log.open("a") as fh:
-                fh.write(f"patchline: no update sources for the rescan: {exc}\n")
+            # Checked against nothing, every pending update would look fixed: the rebuild would claim a fix it
+            # cannot see (an image whose release, mirror or distribution patchline cannot tell is unknown).
+            raise BuildError(f"cannot check the rebuilt image's pending updates: {exc}") from exc
         if suites:
             key = tuple(suites)
             with self.lock:
@@ -429,13 +429,11 @@ class _Run:
                 loaded = load_sources(list(suites), fetch_options(self.options.assess))
                 with self.lock:
                     self.loaded[key] = loaded
-            unread = loaded.unread
-            if unread:
+            unchecked = unchecked_sources(suites, loaded)
+            if unchecked:
                 # Checked against what could be read, the unread source's updates would look applied: the
                 # rebuild would claim a fix it cannot see. A failed build is retried by the next run.
-                first = unread[0]
-                raise BuildError(f"update sources could not all be read for the rescan ({first.what}: "
-                                 f"{first.reason})")
+                raise BuildError(f"update sources could not all be read for the rescan ({unchecked[0]})")
             pending = pending_against(scan, loaded, changelogs=self.options.assess.changelogs, say=lambda _l: None)
             self.store.record_pending(image_id, pending, revision=loaded.revision)
             pending_names = {p.package.name for p in pending}

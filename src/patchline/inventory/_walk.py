@@ -17,7 +17,7 @@ from patchline.catalog.interface import Cataloger, FileResult
 from patchline.errors import CatalogError
 from patchline.inventory._tar import HARDLINK, SYMLINK, TarReader
 
-WALKER_VERSION = "3"
+WALKER_VERSION = "4"
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
@@ -26,6 +26,7 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
 SYSTEM_FILE_GLOBS = (
     *OS_RELEASE_PATHS,
+    "/etc/debian_version",  # the release of a Debian image whose os-release and sources are gone
     "/etc/apt/sources.list",
     "/etc/apt/sources.list.d/*.list",
     "/etc/apt/sources.list.d/*.sources",

@@ -16,7 +16,7 @@ from patchline.updates._changelog import (
     read_changelogs,
 )
 from patchline.updates._packages import parse_packages
-from patchline.updates._sources import IMAGE_SOURCE_GLOBS, sources_from_image_files
+from patchline.updates._sources import IMAGE_SOURCE_GLOBS, mirror_from_image_files, sources_from_image_files
 from patchline.updates.apt import AptSuite, default_apt_cache_dir, load_sources
 from patchline.updates.interface import (
     DEBIAN_ARCHIVE_KEYRING,
@@ -57,6 +57,7 @@ __all__ = [
     "cves_since",
     "default_apt_cache_dir",
     "load_sources",
+    "mirror_from_image_files",
     "parse_packages",
     "pending_updates",
     "plan_upgrade",

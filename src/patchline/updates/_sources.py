@@ -12,16 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from patchline._hostapt import HostDebianMirror, _parse_deb822, _parse_one_line, _SourceEntry
-from patchline.errors import ConfigError
+from patchline._hostapt import HostDebianMirror, _parse_deb822, _parse_one_line, _SourceEntry, release_of
+from patchline.errors import NoUpdateRoute
 from patchline.updates.apt import AptSuite
 
-__all__ = ["IMAGE_SOURCE_GLOBS", "sources_from_image_files"]
+__all__ = ["IMAGE_SOURCE_GLOBS", "mirror_from_image_files", "sources_from_image_files"]
 
 IMAGE_SOURCE_GLOBS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
 """The files whose text :func:`sources_from_image_files` wants."""
 
-_SUFFIXES = ("-security", "-updates", "-backports", "-proposed-updates", "/updates")
 _NO_UPDATE_SUITES = {"sid", "unstable", "experimental", "rc-buggy"}
 _DEBIAN_PATHS = {"debian", "debian-security"}
 
@@ -48,7 +47,7 @@ def sources_from_image_files(
     old_style: set[str] = set()
     for entry in entries:
         for suite in entry.suites:
-            release = _release_of(suite)
+            release = release_of(suite)
             if release in _NO_UPDATE_SUITES:
                 continue
             debian = (
@@ -66,9 +65,10 @@ def sources_from_image_files(
     if not releases:
         return []
     if host_mirror.security is None:
-        raise ConfigError(
-            "the host's apt sources name no Debian security mirror",
-            detail=f"the image runs {', '.join(sorted(releases))}; add a '<release>-security' source to the host",
+        raise NoUpdateRoute(
+            "no Debian security mirror is known (neither the host's apt sources nor the image's name one)",
+            detail=f"the image runs {', '.join(sorted(releases))}; add a '<release>-security' source to the host "
+                   "or name the update sources in patchline.toml ([[updates.sources]])",
         )
     suites: list[AptSuite] = []
     for release, components in releases.items():
@@ -78,11 +78,19 @@ def sources_from_image_files(
     return suites
 
 
-def _release_of(suite: str) -> str:
-    for suffix in _SUFFIXES:
-        if suite.endswith(suffix):
-            return suite[: -len(suffix)]
-    return suite
+def mirror_from_image_files(files: Mapping[str, str]) -> HostDebianMirror | None:
+    """The Debian archive and security archive the image's own sources name (``None`` when none is named):
+    used only when neither patchline.toml nor the host's sources name a Debian mirror."""
+    mirror = security = None
+    for entry in _entries(files):
+        if PurePosixPath(urlsplit(entry.uri).path).name not in _DEBIAN_PATHS:
+            continue
+        for suite in entry.suites:
+            if suite.endswith(("-security", "/updates")):
+                security = security or entry.uri
+            else:
+                mirror = mirror or entry.uri
+    return HostDebianMirror(mirror, security) if mirror else None
 
 
 def _entries(files: Mapping[str, str]) -> list[_SourceEntry]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from patchline._hostapt import HostDebianMirror
-from patchline.errors import ConfigError
+from patchline.errors import NoUpdateRoute
 from patchline.updates import AptSuite, sources_from_image_files
 
 # Placeholders: the real URLs are whatever the host's apt sources say.
@@ -100,7 +100,7 @@ def test_security_on_security_mirror_and_arch() -> None:
 
 
 def test_no_host_security_mirror_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="no Debian security mirror"):
+    with pytest.raises(NoUpdateRoute, match="no Debian security mirror"):
         sources_from_image_files(
             {"/etc/apt/sources.list": "deb http://image-mirror.invalid/debian bookworm main\n"},
             host_mirror=HostDebianMirror(HOST.mirror, None),
