@@ -1,4 +1,5 @@
-"""Fixtures of the advisory tests: the shared OSV snapshot (read in place) and a private cache."""
+"""Fixtures of the advisory tests: real PyPI OSV records shipped under tests/data, the whole
+shared OSV snapshot (read in place, for the few whole-snapshot tests only) and a private cache."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "advisories"
+# Verbatim copies of a few records of the shared snapshot, in its layout
+# (<package>/PYSEC-*.yaml); where they come from and their licence: tests/data/advisories/osv/README.md.
+PYPI_RECORDS = DATA / "osv" / "pypi" / "vulns"
 
 
 def shared_osv_dir() -> Path | None:
@@ -19,10 +23,21 @@ def shared_osv_dir() -> Path | None:
 
 
 @pytest.fixture(scope="session")
+def pypi_records() -> Path:
+    """The PyPI OSV records every test about specific advisories reads: always present."""
+    assert PYPI_RECORDS.is_dir(), f"{PYPI_RECORDS} is missing from the checkout"
+    return PYPI_RECORDS
+
+
+@pytest.fixture(scope="session")
 def pypi_snapshot() -> Path:
+    """The whole shared PyPI snapshot, for tests over all of its records; skips when it is absent."""
     osv = shared_osv_dir()
     if osv is None or not (osv / "pypi" / "vulns").is_dir():
-        pytest.skip("the shared PyPI OSV snapshot (../shared/data/osv/pypi, or $PATCHLINE_SHARED_DATA) is absent")
+        pytest.skip(
+            "whole-snapshot test: the shared PyPI OSV snapshot (../shared/data/osv/pypi, or "
+            "$PATCHLINE_SHARED_DATA) is absent; the records under tests/data/advisories/osv are tested regardless"
+        )
     return osv / "pypi" / "vulns"
 
 

@@ -9,20 +9,21 @@ from patchline.advisories import AdvisoryIndex, OsvFeed, match_packages
 from patchline.assess import PackageRef
 
 
-def _packages(snapshot: Path, limit: int = 300) -> list[PackageRef]:
+def _packages(snapshot: Path, limit: int = 300, leave_out: tuple[str, ...] = ()) -> list[PackageRef]:
     """Real (name, version) pairs from the snapshot, plus versions no advisory names."""
     out: list[PackageRef] = []
     for path in sorted(snapshot.rglob("*.yaml"))[:limit]:
         name = path.parent.name
+        if name in leave_out:
+            continue
         for version in ("0.1", "1.0.0", "2.25.0", "99.0"):
             out.append(PackageRef("pypi", name, version, f"pkg:pypi/{name}@{version}"))
     return out
 
 
-def test_lazy_and_eager_find_the_same(pypi_snapshot: Path, tmp_path: Path) -> None:
-    packages = _packages(pypi_snapshot)
-    eager = AdvisoryIndex.build([OsvFeed(pypi_snapshot, cache_dir=tmp_path)])
-    lazy = AdvisoryIndex.build_lazy([OsvFeed(pypi_snapshot, cache_dir=tmp_path)])
+def _eager_and_lazy(feed: Path, packages: list[PackageRef], cache: Path) -> tuple[AdvisoryIndex, AdvisoryIndex]:
+    eager = AdvisoryIndex.build([OsvFeed(feed, cache_dir=cache)])
+    lazy = AdvisoryIndex.build_lazy([OsvFeed(feed, cache_dir=cache)])
     # The lazy count includes records that full validation would reject as a whole.
     assert 0 <= lazy.advisories - eager.advisories <= len(eager.skipped)
     eager_findings, _ = match_packages(packages, eager, distro=None)
@@ -30,6 +31,23 @@ def test_lazy_and_eager_find_the_same(pypi_snapshot: Path, tmp_path: Path) -> No
     assert eager_findings, "the packages were chosen to be affected"
     assert lazy_findings == eager_findings
     assert lazy.pending, "records of names never looked up stay unparsed"
+    return eager, lazy
+
+
+def test_lazy_and_eager_find_the_same(pypi_records: Path, tmp_path: Path) -> None:
+    # binderhub and steam each hold one record with a non-PEP 440 version in its ranges.
+    packages = _packages(pypi_records, leave_out=("loguru", "steam"))
+    eager, lazy = _eager_and_lazy(pypi_records, packages, tmp_path)
+    assert (eager.advisories, lazy.advisories) == (34, 36)
+    assert sorted(s.what.rsplit("/", 1)[-1] for s in eager.skipped) == ["PYSEC-2019-125.yaml", "PYSEC-2021-371.yaml"]
+    assert sorted(name for _, name in lazy.pending) == ["loguru", "steam"]
+    # binderhub was looked up: its bad record is now a skip; steam's is still unparsed.
+    assert [s for s in lazy.skipped if "PYSEC-2021-371" in s.reason]
+    assert not [s for s in lazy.skipped if "PYSEC-2019-125" in s.reason]
+
+
+def test_lazy_and_eager_find_the_same_over_the_whole_snapshot(pypi_snapshot: Path, tmp_path: Path) -> None:
+    _eager_and_lazy(pypi_snapshot, _packages(pypi_snapshot), tmp_path)
 
 
 def test_a_bad_record_is_a_skip_when_its_package_is_looked_up(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""OSV feeds: the real PyPI snapshot (directory), an all.zip, a URL, and a corpus of bad records."""
+"""OSV feeds: real PyPI records (directory), an all.zip, a URL, and a corpus of bad records."""
 
 from __future__ import annotations
 
@@ -25,7 +25,27 @@ def _split(records: list[Advisory | AssessSkip]) -> tuple[list[Advisory], list[A
     return [r for r in records if isinstance(r, Advisory)], [r for r in records if isinstance(r, AssessSkip)]
 
 
+def test_shipped_pypi_records_load_cold_and_warm(pypi_records: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "osv-cache"
+    cold = list(OsvFeed(pypi_records, cache_dir=cache).records())
+    warm_feed = OsvFeed(pypi_records, cache_dir=cache)
+    warm = list(warm_feed.records())
+    assert warm == cold
+    advisories, skips = _split(cold)
+    assert sum(1 for _ in pypi_records.rglob("*.yaml")) == 37
+    assert len(advisories) == 34  # 37 files: 2 skips, 1 withdrawn (loguru PYSEC-2022-15)
+    assert sorted((Path(s.what).name, s.reason.split(":", 1)[1].strip()) for s in skips) == [
+        ("PYSEC-2019-125.yaml", "affected[0].ranges[0].events[1] fixed version '2019-09-12' is not valid "
+                                "(pep440): invalid PEP 440 version '2019-09-12'"),
+        ("PYSEC-2021-371.yaml", "affected[0].ranges[1].events[1] fixed version '0.2.0-n653' is not valid "
+                                "(pep440): invalid PEP 440 version '0.2.0-n653'"),
+    ]  # fmt: skip
+    assert warm_feed.revision == "2024-07-11T17:21:37.216928Z"  # the newest `modified` of the records
+    assert all(a.affected and a.modified for a in advisories)
+
+
 def test_whole_pypi_snapshot_loads_cold_and_warm(pypi_snapshot: Path, tmp_path: Path) -> None:
+    """Whole-snapshot test: every record of the shared PyPI snapshot, and how long loading takes."""
     cache = tmp_path / "osv-cache"
     start = time.perf_counter()
     cold = list(OsvFeed(pypi_snapshot, cache_dir=cache).records())
@@ -50,10 +70,10 @@ def test_whole_pypi_snapshot_loads_cold_and_warm(pypi_snapshot: Path, tmp_path: 
     assert all(a.affected and a.modified for a in advisories)
 
 
-def test_withdrawn_records_are_dropped(pypi_snapshot: Path, tmp_path: Path) -> None:
-    feed = OsvFeed(pypi_snapshot / "loguru", cache_dir=tmp_path)
+def test_withdrawn_records_are_dropped(pypi_records: Path, tmp_path: Path) -> None:
+    feed = OsvFeed(pypi_records / "loguru", cache_dir=tmp_path)
     ids = {r.id for r in feed.records() if isinstance(r, Advisory)}
-    assert "PYSEC-2022-15" not in ids  # withdrawn: "This CVE has been rejected"
+    assert ids == {"PYSEC-2022-14"}  # PYSEC-2022-15 is withdrawn: "This CVE has been rejected"
 
 
 def test_unquoted_yaml_scalars_stay_strings(tmp_path: Path) -> None:
@@ -113,12 +133,12 @@ def test_huge_record_is_skipped_unparsed(tmp_path: Path) -> None:
     assert "over the" in skip.reason and "limit" in skip.reason
 
 
-def _all_zip(pypi_snapshot: Path, dest: Path, packages: tuple[str, ...]) -> list[str]:
+def _all_zip(feed_dir: Path, dest: Path, packages: tuple[str, ...]) -> list[str]:
     """A zip in OSV's <ECOSYSTEM>/all.zip layout: one <ID>.json per advisory at the top level."""
     ids = []
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
         for package in packages:
-            for path in sorted((pypi_snapshot / package).glob("*.yaml")):
+            for path in sorted((feed_dir / package).glob("*.yaml")):
                 doc = yaml.load(path.read_bytes(), Loader=yaml.CBaseLoader)  # every scalar a string
                 z.writestr(f"{doc['id']}.json", json.dumps(doc))
                 ids.append(doc["id"])
@@ -126,8 +146,9 @@ def _all_zip(pypi_snapshot: Path, dest: Path, packages: tuple[str, ...]) -> list
     return ids
 
 
-def test_zip_feed_in_all_zip_layout(pypi_snapshot: Path, tmp_path: Path) -> None:
-    ids = _all_zip(pypi_snapshot, tmp_path / "all.zip", ("urllib3", "requests"))
+def test_zip_feed_in_all_zip_layout(pypi_records: Path, tmp_path: Path) -> None:
+    ids = _all_zip(pypi_records, tmp_path / "all.zip", ("urllib3", "requests"))
+    assert len(ids) == 16
     feed = OsvFeed(tmp_path / "all.zip", cache_dir=tmp_path / "cache")
     advisories, skips = _split(list(feed.records()))
     assert sorted(a.id for a in advisories) == sorted(ids)
@@ -170,10 +191,11 @@ def http_root(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
 
 
 def test_http_zip_feed_is_cached_and_revalidated(
-    pypi_snapshot: Path, tmp_path: Path, http_root: tuple[str, Path, list[str]]
+    pypi_records: Path, tmp_path: Path, http_root: tuple[str, Path, list[str]]
 ) -> None:
     base, root, log = http_root
-    ids = _all_zip(pypi_snapshot, root / "all.zip", ("jinja2",))
+    ids = _all_zip(pypi_records, root / "all.zip", ("jinja2",))
+    assert len(ids) == 5
     cache = tmp_path / "cache"
     first = OsvFeed(f"{base}/all.zip", cache_dir=cache)
     assert sorted(r.id for r in first.records() if isinstance(r, Advisory)) == sorted(ids)
