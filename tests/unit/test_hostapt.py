@@ -12,7 +12,7 @@ from patchline.errors import ConfigError
 # Shaped like a stock Debian 12 host plus two third-party repositories.
 DEB822_DEBIAN = """\
 Types: deb
-# http://snapshot.debian.org/archive/debian/20250520T000000Z
+# a comment line, as stock images carry one above URIs
 URIs: http://mirror.example/debian/
 Suites: bookworm bookworm-updates
 Components: main

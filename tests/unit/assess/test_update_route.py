@@ -48,13 +48,13 @@ Components: main
 """
 TRIXIE_DEB822 = """\
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: http://image-mirror.example/debian
 Suites: trixie trixie-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-URIs: http://deb.debian.org/debian-security
+URIs: http://image-mirror.example/debian-security
 Suites: trixie-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -129,8 +129,8 @@ def test_without_a_host_mirror_the_image_s_own_mirror_is_used(
     real = _hostapt.host_debian_mirror
     monkeypatch.setattr(_hostapt, "host_debian_mirror", lambda suite=None: real(suite, etc_apt=etc))
     inv = image(debian_app, distro=TRIXIE, files={"/etc/apt/sources.list.d/debian.sources": TRIXIE_DEB822})
-    assert suites_of(inv) == [("http://deb.debian.org/debian-security", "trixie-security", ("main",)),
-                              ("http://deb.debian.org/debian", "trixie-updates", ("main",))]
+    assert suites_of(inv) == [("http://image-mirror.example/debian-security", "trixie-security", ("main",)),
+                              ("http://image-mirror.example/debian", "trixie-updates", ("main",))]
 
 
 # -- no route: unknown ------------------------------------------------------------------------------------------
