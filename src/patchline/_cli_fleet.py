@@ -11,7 +11,7 @@ import enum
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -138,10 +138,11 @@ def _after_discovery(store: Store, report: DiscoveryReport, *, updates: bool, fm
     stderr.print(" ".join(parts), markup=False)
     if refresh is not None:
         stderr.print(f"pending updates: {refresh.pending} in {refresh.images_with_pending} of {refresh.images} "
-                     "Debian image(s)", markup=False)
+                     "image(s)", markup=False)
         if refresh.kept:
             stderr.print(f"[yellow]kept as they were:[/] the pending updates of {len(refresh.kept)} image(s) whose "
                          "update sources could not all be read")
+        _print_unknown(refresh.unknown, indent="")
     for what, why in (*report.failed, *report.skipped):
         stderr.print(f"[yellow]skipped[/] {escape(what)}: {escape(why)}")
     if sync is not None and sync.unresolved:
@@ -267,12 +268,21 @@ def refresh(
             stderr.print(f"  ... and {len(f.skipped) - 20} more skipped records (--json lists them all)")
     if updates is not None:
         stderr.print(f"pending updates: {updates.pending} in {updates.images_with_pending} of {updates.images} "
-                     "Debian image(s)", markup=False)
+                     "image(s)", markup=False)
         for what, why in updates.skipped:
             stderr.print(f"  [yellow]skipped[/] {escape(what)}: {escape(why)}")
         if updates.kept:
             stderr.print(f"  [yellow]kept as they were:[/] the pending updates of {len(updates.kept)} image(s) "
                          "whose update sources could not all be read")
+        _print_unknown(updates.unknown, indent="  ")
+
+
+def _print_unknown(unknown: Sequence[tuple[str, str]], *, indent: str) -> None:
+    """Images patchline could not check: unknown, never clean."""
+    for digest, why in unknown[:20]:
+        stderr.print(f"{indent}[red]unknown[/] {escape(digest[:19])}: {escape(why)}")
+    if len(unknown) > 20:
+        stderr.print(f"{indent}... and {len(unknown) - 20} more unknown image(s) (patchline fleet lists them)")
 
 
 def _workload_names(hit_workloads: tuple[Any, ...]) -> str:
@@ -357,7 +367,8 @@ def fleet(
 
 
 def _fleet_table(summary: FleetSummary, console: Console, *, all_images: bool) -> None:
-    order = ["critical", "high", "medium", "low", "none", "unknown", "pending-updates", "clean"]
+    order = ["critical", "high", "medium", "low", "none", "unknown", "pending-updates", "cannot-assess", "clean",
+             "superseded"]
     head = Table(title="exposure (worst fixable severity)", title_justify="left", show_edge=False, pad_edge=False)
     head.add_column("SEVERITY")
     head.add_column("IMAGES", justify="right")
@@ -372,8 +383,9 @@ def _fleet_table(summary: FleetSummary, console: Console, *, all_images: bool) -
         table.add_column(column, overflow="fold")
     shown = 0
     for e in summary.images:
-        interesting = e.findings or e.pending_updates or e.base_outdated_by or (
-            summary.stale_days is not None and e.age_days is not None and e.age_days > summary.stale_days)
+        stale = summary.stale_days is not None and e.age_days is not None and e.age_days > summary.stale_days
+        interesting = not e.superseded and bool(
+            e.findings or e.pending_updates or e.base_outdated_by or e.image.unknown or stale)
         if not (all_images or interesting):
             continue
         shown += 1
@@ -381,8 +393,12 @@ def _fleet_table(summary: FleetSummary, console: Console, *, all_images: bool) -
         if summary.stale_days is not None and e.age_days is not None and e.age_days > summary.stale_days:
             age = f"[yellow]{age} stale[/]"
         base = "" if e.base is None else ("[yellow]newer base[/]" if e.base_outdated_by else "current")
+        worst = "[red]cannot assess[/]" if e.image.unknown and not (e.worst_fixable or e.pending_updates) else (
+            _styled(_severity(e.worst_fixable)))
+        if e.superseded:
+            worst = "[dim]superseded[/]"
         table.add_row(escape(_image_label(e.image.refs, e.image.config_digest)),
-                      _styled(_severity(e.worst_fixable)), f"{e.findings} ({e.fixable} fixable)" if e.findings else "",
+                      worst, f"{e.findings} ({e.fixable} fixable)" if e.findings else "",
                       str(e.pending_updates or ""), age, base, str(e.workloads or ""))
     if shown:
         console.print(table)
@@ -391,6 +407,12 @@ def _fleet_table(summary: FleetSummary, console: Console, *, all_images: bool) -
         f"({summary.gone_workloads} gone); {summary.pending_updates} pending update(s) in "
         f"{summary.images_with_pending} image(s); {summary.stale_images} older than {summary.stale_days}d; "
         f"{summary.base_outdated} on an outdated base", markup=False)
+    cannot = [e for e in summary.images if e.image.unknown and not e.superseded]
+    if cannot:
+        console.print(f"{len(cannot)} image(s) patchline could not check (unknown, not clean):", style="red")
+        for e in cannot[:20]:
+            console.print(f"  {_image_label(e.image.refs, e.image.config_digest)}: {e.image.unknown}",
+                          markup=False, soft_wrap=True)
     for kind, name, revision in summary.feeds:
         console.print(f"{kind} {escape(name)} at {escape(revision)}", style="dim")
 

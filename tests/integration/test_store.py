@@ -233,7 +233,12 @@ def test_fleet_summary(store: Store, tmp_path: Path) -> None:
     assert app.base_outdated_by == digest("config:base-rebuilt")
     other = rows[digest("config:other")]
     assert (other.worst_fixable, other.worst, other.pending_updates) == (None, Severity.CRITICAL, 1)
-    assert summary.images_by_severity == {"high": 1, "pending-updates": 1, "clean": 3}
+    # The old base runs nowhere and its tag moved to the rebuilt one: superseded, listed apart, not exposure.
+    assert summary.images_by_severity == {"high": 1, "pending-updates": 1, "clean": 2, "superseded": 1}
+    assert rows[digest("config:base")].superseded and not rows[digest("config:base-rebuilt")].superseded
+    # Its tag names the new image now; with no manifest digest known, the old one says it was superseded.
+    assert rows[digest("config:base")].image.refs == ("localhost/base:12 (superseded)",)
+    assert rows[digest("config:base-rebuilt")].image.refs == ("localhost/base:12",)
     assert summary.workloads_by_severity["high"] == 1  # the workload resolved through its manifest digest
     assert (summary.pending_updates, summary.images_with_pending, summary.stale_images) == (1, 1, 1)
     assert summary.base_outdated == 1 and summary.running_workloads == 1

@@ -33,6 +33,7 @@ class UpdateRefresh:
     images_with_pending: int
     skipped: tuple[tuple[str, str], ...] = ()
     kept: tuple[str, ...] = ()  # images whose sources could not all be read: their pending updates left as they were
+    unknown: tuple[tuple[str, str], ...] = ()  # (image, why) patchline could not check: unknown, never clean
 
 
 def refresh_feeds(store: Store, feeds: Sequence[str], *, progress: Say | None = None) -> list[RefreshResult]:
@@ -48,28 +49,34 @@ def refresh_feeds(store: Store, feeds: Sequence[str], *, progress: Say | None = 
 
 
 def refresh_updates(store: Store, options: AssessOptions, *, progress: Say | None = None) -> UpdateRefresh:
-    """Recompute the pending updates of every stored Debian image from its update sources."""
-    from patchline.assess import fetch_options, from_inventory, pending_against, update_suites_for
+    """Recompute the pending updates of every stored image from its update sources; an image whose updates
+    cannot be checked (no update route, sources unread) is recorded as unknown, with why."""
+    from patchline.assess import fetch_options, from_inventory, pending_against, unchecked_sources, update_suites_for
     from patchline.updates import load_sources
 
     say = progress or (lambda _line: None)
     skipped: list[tuple[str, str]] = []
+    unknown: list[tuple[str, str]] = []
+
+    def cannot_check(digest: str, reason: str) -> None:
+        unknown.append((digest, reason))
+        store.record_unknown(digest, reason)
+
     groups: dict[tuple[AptSuite, ...], list[tuple[str, ScanInput]]] = {}
-    digests = store.debian_images()
-    for digest in digests:
+    for digest in store.image_digests():
         inventory = store.inventory(digest)
         if inventory is None:
             skipped.append((digest, "no stored inventory (stored without its SBOM document)"))
+            cannot_check(digest, "no stored inventory (stored without its SBOM document)")
             continue
         scan = from_inventory(inventory)
         try:
             suites = update_suites_for(scan, options)
         except Error as exc:
-            skipped.append((digest, str(exc)))
+            cannot_check(digest, str(exc))
             continue
         if not suites:
-            skipped.append((digest, "its apt sources name no Debian release"))
-            continue
+            continue  # nothing of an operating system to update
         groups.setdefault(tuple(suites), []).append((digest, scan))
     summary: list[tuple[str, str, str]] = []
     kept: list[str] = []
@@ -79,14 +86,17 @@ def refresh_updates(store: Store, options: AssessOptions, *, progress: Say | Non
         say(f"loading update sources {labels} for {len(members)} image(s)")
         loaded = load_sources(list(group), fetch_options(options))
         skipped.extend((s.what, s.reason) for s in loaded.skipped)
-        unread = loaded.unread
-        if unread:
+        unchecked = unchecked_sources(group, loaded)
+        if unchecked:
             # Planned against what could be read, the updates of a source that could not (a mirror down, an
-            # expired Release) would look applied: the fleet would seem patched. Keep what was known. A suite
-            # that is not there at all (SuiteMissing) has nothing to update from: planned without it.
-            say(f"update sources {labels} could not all be read ({unread[0].what}: "
-                f"{unread[0].reason}); the pending updates of {len(members)} image(s) are left as they were")
+            # expired Release, a security suite gone) would look applied: the fleet would seem patched. Keep
+            # what was known and say the images are unknown. A suite that is not there at all (SuiteMissing)
+            # has nothing to update from, unless it is the security suite: planned without it.
+            say(f"update sources {labels} could not all be read ({unchecked[0]}); the pending updates of "
+                f"{len(members)} image(s) are left as they were")
             kept.extend(digest for digest, _scan in members)
+            for digest, _scan in members:
+                cannot_check(digest, f"update sources could not all be read: {unchecked[0]}")
             continue
         revision = loaded.revision
         previous = store.record_update_source(labels, revision)
@@ -97,4 +107,5 @@ def refresh_updates(store: Store, options: AssessOptions, *, progress: Say | Non
             total += len(pending)
             with_pending += bool(pending)
     return UpdateRefresh(groups=tuple(summary), images=sum(len(m) for m in groups.values()), pending=total,
-                         images_with_pending=with_pending, skipped=tuple(skipped), kept=tuple(kept))
+                         images_with_pending=with_pending, skipped=tuple(skipped), kept=tuple(kept),
+                         unknown=tuple(unknown))

@@ -90,6 +90,9 @@ class Image(Base):
     first_seen: Mapped[dt.datetime] = mapped_column(Timestamp)
     last_seen: Mapped[dt.datetime] = mapped_column(Timestamp)
     scanned_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    # Why patchline could not check the image's pending updates (no update route, sources unread); NULL: it
+    # could. Set by the update refresh, cleared by the next assessment that could (migration 0007).
+    assess_unknown: Mapped[str | None] = mapped_column(Text)
 
 
 class ImageRef(Base):

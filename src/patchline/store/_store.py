@@ -727,6 +727,7 @@ class Store(BuildRecords, OutboxRecords, RolloutRecords, RunRecords):
             if image_id is None:
                 return False
             conn.execute(delete(PendingUpdate).where(PendingUpdate.image_id == image_id))
+            conn.execute(update(Image).where(Image.id == image_id).values(assess_unknown=None))  # checked now
             if not pending:
                 return True
             names = self._intern_names(conn, [(p.package.ecosystem, p.package.name) for p in pending], new)
@@ -740,6 +741,17 @@ class Store(BuildRecords, OutboxRecords, RolloutRecords, RunRecords):
                     "source_revision": revision, "computed_at": now}
             conn.execute(_insert(conn, PendingUpdate), list(rows.values()))
             return True
+
+        return bool(self._write(work))
+
+    def record_unknown(self, config_digest: str, reason: str) -> bool:
+        """Note why an image's pending updates could not be checked; the pending updates known before stay
+        (exposed beats unknown). :meth:`record_pending` clears it. False when the image is not stored."""
+
+        def work(conn: Connection, _new: dict[Any, int]) -> bool:
+            done = conn.execute(update(Image).where(Image.config_digest == config_digest)
+                                .values(assess_unknown=reason[:2000]))
+            return bool(done.rowcount)
 
         return bool(self._write(work))
 
@@ -757,11 +769,10 @@ class Store(BuildRecords, OutboxRecords, RolloutRecords, RunRecords):
 
         return str(self._write(work))
 
-    def debian_images(self) -> list[str]:
-        """Config digests of the stored images with deb packages (the ones apt update sources apply to)."""
+    def image_digests(self) -> list[str]:
+        """Config digests of every stored image, oldest first."""
         with self._read() as conn:
-            return list(conn.execute(select(Image.config_digest).where(Image.distro.in_(("debian", "ubuntu")))
-                                     .order_by(Image.id)).scalars())
+            return list(conn.execute(select(Image.config_digest).order_by(Image.id)).scalars())
 
     # -- queries ---------------------------------------------------------------------
 
@@ -853,12 +864,24 @@ class Store(BuildRecords, OutboxRecords, RolloutRecords, RunRecords):
         return hits
 
     def _refs_of(self, conn: Connection, condition: Any) -> dict[int, tuple[str, ...]]:
-        """image id -> its refs, most recently seen first."""
+        """image id -> its refs, most recently seen first.
+
+        A tag names only the image it points at now (the one seen under it last): a superseded image is named
+        by its digest (``repository@sha256:...``), so an old and a new image never both show ``:latest``.
+        """
         seen: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
-        for r in conn.execute(select(ImageRef.image_id, ImageRef.repository, ImageRef.tag, ImageRef.manifest_digest,
-                                     _raw_time(ImageRef.last_seen)).where(condition)):
-            name = f"{r.repository}:{r.tag}" if r.tag else f"{r.repository}@{r.manifest_digest}"
-            seen[r.image_id].append((_time(r.last_seen), name))
+        rows = list(conn.execute(select(ImageRef.image_id, ImageRef.repository, ImageRef.tag,
+                                        ImageRef.manifest_digest, _raw_time(ImageRef.last_seen)).where(condition)))
+        current = self._current_tag_targets(conn) if any(r.tag for r in rows) else {}
+        for r in rows:
+            if r.tag and current.get((r.repository, r.tag), r.image_id) == r.image_id:
+                name = f"{r.repository}:{r.tag}"
+            elif r.manifest_digest:
+                name = f"{r.repository}@{r.manifest_digest}"
+            else:
+                name = f"{r.repository}:{r.tag} (superseded)"
+            if name not in (n for _, n in seen[r.image_id]):
+                seen[r.image_id].append((_time(r.last_seen), name))
         return {i: tuple(n for _, n in sorted(v, reverse=True)) for i, v in seen.items()}
 
     def _image_rows(self, conn: Connection, ids: set[int]) -> dict[int, ImageRow]:
@@ -994,19 +1017,28 @@ class Store(BuildRecords, OutboxRecords, RolloutRecords, RunRecords):
                         outdated = rows[target].config_digest if target in rows else None
                         break
             age = (now - row.created).total_seconds() / 86400 if row.created else None
+            # Superseded: nothing runs it and every tag it had points at a newer image now (a rebuild replaced
+            # it). Its pending updates are history, not exposure: listed apart, not counted.
+            tags = base_refs.get(image_id, [])
+            superseded = (not running.get(image_id) and bool(tags)
+                          and all(current_of.get(ref, image_id) != image_id for ref in tags))
             out.append(ExposureRow(
                 image=row, worst_fixable=worst_fix.worst if worst_fix else None,
                 worst=worst_any.worst if worst_any else None, findings=worst_any.n if worst_any else 0,
                 fixable=worst_fix.n if worst_fix else 0, pending_updates=pending.get(image_id, 0), age_days=age,
                 base=rows[base_id].config_digest if base_id in rows else None, base_outdated_by=outdated,
-                workloads=running.get(image_id, 0),
+                workloads=running.get(image_id, 0), superseded=superseded,
             ))
         out.sort(key=lambda e: (-(e.worst_fixable or 0), -e.pending_updates, -e.workloads, e.image.refs[:1]))
 
         def bucket(e: ExposureRow) -> str:
+            if e.superseded:
+                return "superseded"
             if e.worst_fixable is not None:
                 return Severity(e.worst_fixable).name.lower()
-            return "pending-updates" if e.pending_updates else "clean"
+            if e.pending_updates:
+                return "pending-updates"
+            return "cannot-assess" if e.image.unknown else "clean"  # unknown is never clean
 
         by_images: dict[str, int] = defaultdict(int)
         by_workloads: dict[str, int] = defaultdict(int)
@@ -1016,7 +1048,8 @@ class Store(BuildRecords, OutboxRecords, RolloutRecords, RunRecords):
         stale = sum(1 for e in out if stale_days is not None and e.age_days is not None and e.age_days > stale_days)
         return FleetSummary(
             images=tuple(out), workloads_by_severity=dict(by_workloads), images_by_severity=dict(by_images),
-            pending_updates=sum(pending.values()), images_with_pending=len(pending), stale_days=stale_days,
+            pending_updates=sum(e.pending_updates for e in out if not e.superseded),
+            images_with_pending=sum(1 for e in out if e.pending_updates and not e.superseded), stale_days=stale_days,
             stale_images=stale, base_outdated=sum(1 for e in out if e.base_outdated_by),
             running_workloads=running_total, gone_workloads=gone, feeds=feeds,
         )
@@ -1071,13 +1104,13 @@ def _time(value: object) -> dt.datetime:
 
 def _image_columns(img: Any) -> tuple[Any, ...]:
     return (img.c.config_digest, _raw_time(img.c.created), img.c.distro, img.c.distro_version, img.c.package_count,
-            _raw_time(img.c.first_seen), _raw_time(img.c.last_seen))
+            _raw_time(img.c.first_seen), _raw_time(img.c.last_seen), img.c.assess_unknown)
 
 
 def _image_row(r: Any, refs: tuple[str, ...]) -> ImageRow:
     distro = " ".join(x for x in (r.distro, r.distro_version) if x) or None
     return ImageRow(r.config_digest, refs, _time(r.created) if r.created else None, distro, r.package_count,
-                    _time(r.first_seen), _time(r.last_seen))
+                    _time(r.first_seen), _time(r.last_seen), r.assess_unknown)
 
 
 def _scope_applies(image_id_column: Any) -> Any:

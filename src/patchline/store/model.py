@@ -38,6 +38,7 @@ class ImageRow:
     package_count: int
     first_seen: dt.datetime
     last_seen: dt.datetime
+    unknown: str | None = None  # why patchline could not check it (unknown is never clean); None: it could
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,7 @@ class ExposureRow:
     base: str | None  # config digest of the base image (by shared layers), when known
     base_outdated_by: str | None  # the newer image the base's tag points at now
     workloads: int  # running
+    superseded: bool = False  # nothing runs it and its tags point at newer images: not counted as exposure
 
 
 @dataclass(frozen=True, slots=True)
