@@ -240,6 +240,11 @@ def test_canary_rollout_keeps_two_replicas_healthy_and_reports_in_order(world: W
         assert result.state is RolloutState.SUCCEEDED, result.reason
         assert poller.rounds > 20 and poller.fewest >= 2, (poller.rounds, poller.fewest)
         assert _images(world, store) == [world.new] * 3
+        # The rollout recorded what it deployed: the fleet views name the new image, with no discovery run.
+        new_id = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", world.new],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        running = {w.name: w.image_digest for w in store.workloads() if w.name.startswith(f"patchline-{SERVICE}-")}
+        assert running == {f"patchline-{SERVICE}-{i}": f"sha256:{new_id}" for i in range(3)}
         keys = _rollout_events(consumer, result.rollout_id, 5)
         assert keys == ["patchline.rollout.started"] + ["patchline.rollout.replica_updated"] * 3 + [
             "patchline.rollout.succeeded"]

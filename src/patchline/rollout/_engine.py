@@ -22,7 +22,7 @@ from typing import Any
 from patchline import _clock
 from patchline._config import HealthCheckConfig
 from patchline._owner import owner_dead, owner_id
-from patchline.errors import RolloutError, SignatureRefused, UnpromotableError
+from patchline.errors import Error, RolloutError, SignatureRefused, UnpromotableError
 from patchline.events.interface import EventDraft, EventType
 from patchline.rollout.interface import Replica, RolloutState, RolloutTarget, ServiceSpec, Strategy
 from patchline.store import RolloutRow, Store
@@ -368,7 +368,17 @@ def roll_out(store: Store, target: RolloutTarget, plan: RolloutPlan, *, progress
             except _Failed:
                 continue
             driver.replica_state(index, "ready", detail="already on the image")
-    return driver.forward()
+    return _recorded(store, target, driver.forward(), say)
+
+
+def _recorded(store: Store, target: RolloutTarget, result: RolloutResult, say: Progress) -> RolloutResult:
+    """Record what runs now, whatever the outcome: the fleet views must name what this rollout left running.
+    A failure to look is said and left to the next discovery; the rollout's outcome stands."""
+    try:
+        target.record_running(store)
+    except Error as exc:
+        say(f"{result.service}: could not record the running workloads ({exc}); the next discovery will")
+    return result
 
 
 def resume(store: Store, target: RolloutTarget, rollout_id: int, *, progress: Progress | None = None
@@ -385,9 +395,10 @@ def resume(store: Store, target: RolloutTarget, rollout_id: int, *, progress: Pr
         raise RolloutError(f"rollout {rollout_id} of {row.service} is being driven by {row.owner} "
                            f"(last heard of {row.heartbeat_at:%H:%M:%S}); wait for it or stop it")
     driver = _Driver(store, target, plan, rollout_id, progress, {k: float(v) for k, v in row.timings.items()})
+    say = progress or (lambda _m: None)
     if row.state == RolloutState.ROLLING_BACK.value:
-        return driver.roll_back(row.reason)
-    return driver.forward()
+        return _recorded(store, target, driver.roll_back(row.reason), say)
+    return _recorded(store, target, driver.forward(), say)
 
 
 def resume_all(store: Store, target_for: Callable[[str], RolloutTarget], *, progress: Progress | None = None

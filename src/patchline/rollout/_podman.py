@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -42,6 +42,9 @@ from patchline.rollout.interface import (
     ServiceSpec,
 )
 from patchline.sign._simple import pull_verified
+
+if TYPE_CHECKING:
+    from patchline.store import Store
 
 __all__ = [
     "DEFAULT_STOP_TIMEOUT",
@@ -160,6 +163,12 @@ class PodmanTarget:
     def remove(self, spec: ServiceSpec, index: int) -> None:
         """Stop (SIGTERM, then SIGKILL after the container's stop timeout) and remove replica ``index``."""
         _podman(["podman", "rm", "--force", "--ignore", spec.container_name(index)])
+
+    def record_running(self, store: Store) -> None:
+        """This host's running containers into the store's workloads (podman discovery)."""
+        from patchline.fleet._discover import discover_podman
+
+        discover_podman(store)
 
     def probe(self, spec: ServiceSpec, index: int) -> Probe:
         """One health check: the service's HTTP GET or command, else whether the container runs."""

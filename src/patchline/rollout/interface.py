@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from patchline._config import HealthCheckConfig
 
@@ -19,6 +19,9 @@ LABEL_SERVICE = "io.patchline.service"
 LABEL_REPLICA = "io.patchline.replica"
 LABEL_IMAGE = "io.patchline.image"  # repository@digest the replica runs
 LABEL_ROLLOUT = "io.patchline.rollout"  # the rollout id that started it
+
+if TYPE_CHECKING:
+    from patchline.store import Store
 
 
 class Strategy(enum.StrEnum):
@@ -107,4 +110,9 @@ class RolloutTarget(Protocol):
 
     def probe(self, spec: ServiceSpec, index: int) -> Probe:
         """One health check of replica ``index``."""
+        ...
+
+    def record_running(self, store: Store) -> None:
+        """Record in the store what runs on the target now, so that the fleet views (``fleet``, ``where``,
+        ``advisory``, ``report``) name the digests a rollout or rollback just deployed."""
         ...

@@ -52,6 +52,7 @@ class MemoryTarget:
     calls: list[tuple[str, int, str]] = field(default_factory=list)
     min_healthy: int = 99
     crash_on: Callable[[str, int, str], bool] | None = None
+    recorded: list[dict[int, str]] = field(default_factory=list)  # what record_running saw, each time
 
     def healthy(self) -> int:
         return sum(1 for s in self.slots.values() if s.running and s.image not in self.broken)
@@ -84,6 +85,9 @@ class MemoryTarget:
         self.slots.pop(index, None)
         self.min_healthy = min(self.min_healthy, self.healthy())
         self._note("remove", index, "")
+
+    def record_running(self, store: Store) -> None:
+        self.recorded.append({i: s.image for i, s in self.slots.items() if s.running})
 
     def probe(self, spec: ServiceSpec, index: int) -> Probe:
         self.calls.append(("probe", index, ""))
@@ -128,6 +132,7 @@ def test_every_replica_moves_and_at_most_max_unavailable_is_down(store: Store, s
     row = store.rollout(result.rollout_id)
     assert row.from_image == OLD and [r.state for r in row.replicas] == ["ready"] * 3
     assert {"pull", "start", "health", "bake", "overhead"} <= set(row.timings)
+    assert target.recorded == [{0: NEW, 1: NEW, 2: NEW}]  # the store learns what runs now: the views agree
 
 
 def test_waves_of_max_unavailable(store: Store) -> None:
@@ -158,6 +163,7 @@ def test_canary_that_fails_health_rolls_back_and_the_digest_is_refused_next_time
     assert result.state is RolloutState.ROLLED_BACK
     assert "replica 0 not healthy" in result.reason
     assert {s.image for s in target.slots.values()} == {OLD}
+    assert target.recorded == [{0: OLD, 1: OLD, 2: OLD}]  # recorded after the rollback too
     assert [c[1] for c in target.calls if c[0] == "start" and c[2] == BAD] == [0]  # only the canary saw it
     assert target.min_healthy >= 2
     assert _events(store)[-3:] == ["rollout.started", "rollout.rolling_back", "rollout.rolled_back"]
@@ -229,6 +235,7 @@ def test_killed_while_rolling_back_the_next_start_finishes_the_rollback(store: S
     result = _resume_as_other_owner(store, target, row.id, engine)
     assert result.state is RolloutState.ROLLED_BACK
     assert {s.image for s in target.slots.values()} == {OLD}
+    assert target.recorded[-1] == {0: OLD, 1: OLD, 2: OLD}  # a resumed rollback records what runs too
 
 
 def test_a_live_driver_is_not_taken_over(store: Store) -> None:
