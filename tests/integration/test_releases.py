@@ -11,6 +11,7 @@ An image patchline cannot check (busybox: no package database; a release whose s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -22,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from patchline._config import load_config
-from patchline.assess import AssessOptions, AssessState, assess, from_inventory
+from patchline.assess import Assessment, AssessOptions, AssessState, assess, from_inventory
 from patchline.build import BuildStatus, plan_fleet, rebuild, rebuild_options
 from patchline.cli import app
 from patchline.inventory import scan_image
@@ -34,6 +35,7 @@ from tests.support.releases import debian_release_image, host_mirrors
 pytestmark = pytest.mark.integration
 
 TAG = "localhost/patchline-test/releases"
+TODAY = dt.date(2026, 12, 5)  # bullseye-security's last Release is dated 2026-09-12 (frozen after LTS ended)
 _INST = re.compile(r"^Inst (\S+) \[(\S+)\] \((\S+) ")
 
 
@@ -65,10 +67,14 @@ def apt_upgrades(reference: str) -> dict[str, tuple[str, str]]:
     return {m.group(1): (m.group(2), m.group(3)) for line in proc.stdout.splitlines() if (m := _INST.match(line))}
 
 
-def assessed(reference: str) -> tuple[AssessState, dict[str, tuple[str, str]], tuple[str, ...]]:
+def assessment(reference: str) -> Assessment:
     with open_source(f"containers-storage:{reference}") as source:
         inventory = scan_image(source)
-    result = assess(from_inventory(inventory), AssessOptions(changelogs=False))
+    return assess(from_inventory(inventory), AssessOptions(changelogs=False, today=TODAY))
+
+
+def assessed(reference: str) -> tuple[AssessState, dict[str, tuple[str, str]], tuple[str, ...]]:
+    result = assessment(reference)
     return result.state, {p.package.name: (p.package.version, p.candidate) for p in result.pending}, result.unknown
 
 
@@ -106,9 +112,9 @@ def trixie_apt(trixie: dict[str, str]) -> dict[str, tuple[str, str]]:
 
 
 def test_a_trixie_image_on_a_bookworm_host(trixie: dict[str, str], trixie_apt: dict[str, tuple[str, str]]) -> None:
-    state, pending, unknown = assessed(trixie["deb822"])
-    assert (state, unknown) == (AssessState.EXPOSED, ())
-    assert pending == trixie_apt
+    result = assessment(trixie["deb822"])
+    assert (result.state, result.unknown, result.findings) == (AssessState.EXPOSED, (), ())  # supported: no EOSL
+    assert {p.package.name: (p.package.version, p.candidate) for p in result.pending} == trixie_apt
 
 
 def test_sources_deleted_the_release_comes_from_os_release(
@@ -122,6 +128,28 @@ def test_an_archived_release_is_unknown_not_clean(trixie: dict[str, str]) -> Non
     state, pending, unknown = assessed(trixie["archived"])
     assert state is AssessState.UNKNOWN and pending == {}
     assert any("buster-security is not at" in u and "archived or out of security support" in u for u in unknown)
+
+
+@pytest.fixture(scope="module")
+def bullseye(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """bullseye from main only, with its -security and -updates suites in deb822 sources."""
+    require_tools("podman", "buildah", "debootstrap")
+    mirror, security = host_mirrors()
+    base = debian_release_image("bullseye")
+    tag = build(tmp_path_factory.mktemp("bullseye"), f"{TAG}:bullseye-deb822",
+                f"FROM {base}\nRUN rm -f /etc/apt/sources.list\n"
+                "COPY debian.sources /etc/apt/sources.list.d/debian.sources\n",
+                {"debian.sources": deb822(mirror, security, "bullseye")})
+    yield tag
+    subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def test_bullseye_is_assessed_and_reported_out_of_security_support(bullseye: str) -> None:
+    result = assessment(bullseye)
+    assert {p.package.name: (p.package.version, p.candidate) for p in result.pending} == apt_upgrades(bullseye)
+    eosl = [f for f in result.findings if f.advisory == "PATCHLINE-EOSL-DEBIAN-BULLSEYE"]
+    assert len(eosl) == 1 and "bullseye-security was last updated on 2026-09-12" in (eosl[0].summary or "")
+    assert result.state is AssessState.EXPOSED and result.unknown == ()
 
 
 @pytest.fixture(scope="module")

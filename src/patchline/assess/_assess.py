@@ -185,20 +185,54 @@ def pending_against(scan: ScanInput, loaded: SourceIndexes, *, changelogs: bool,
 
 def pending_updates_for(
     scan: ScanInput, options: AssessOptions, *, say: Progress
-) -> tuple[list[PendingUpdate], list[AssessSkip], list[str], list[str]]:
-    """(pending updates, skips, sources used, why the pending updates are unknown: empty when they are known)."""
+) -> tuple[list[PendingUpdate], list[AssessSkip], list[str], list[str], list[Finding]]:
+    """(pending updates, skips, sources used, why the pending updates are unknown: empty when they are known,
+    findings of releases out of security support)."""
     from patchline.updates import load_sources
 
     try:
         suites = update_suites_for(scan, options)
     except NoUpdateRoute as exc:
-        return [], [], [], [exc.message]
+        return [], [], [], [exc.message], []
     if not suites:
-        return [], [], [], []
+        return [], [], [], [], []
     say(f"reading {len(suites)} update source(s): {', '.join(s.label for s in suites)}")
     loaded = load_sources(suites, fetch_options(options))
     pending = pending_against(scan, loaded, changelogs=options.changelogs, say=say)
-    return pending, list(loaded.skipped), list(loaded.sources), unchecked_sources(suites, loaded)
+    support = out_of_support(scan, loaded, today=options.today)
+    return pending, list(loaded.skipped), list(loaded.sources), unchecked_sources(suites, loaded), support
+
+
+SECURITY_SUITE_SILENT_DAYS = 30
+"""A security suite whose Release is older than this has stopped: a supported one is re-signed every week."""
+
+
+def out_of_support(scan: ScanInput, loaded: SourceIndexes, *, today: dt.date) -> list[Finding]:
+    """A finding for each security suite that has stopped publishing (the release is out of security support,
+    as bullseye after its LTS ended): the image gets no more security fixes, whatever is pending today."""
+    from patchline._hostapt import release_of
+    from patchline.assess.model import AdvisoryId, PackageRef, Severity
+
+    out = []
+    for label, release in loaded.releases:
+        suite = label.rsplit(" ", 1)[-1]
+        if not suite.endswith(("-security", "/updates")) or release.date is None:
+            continue
+        silent = (today - release.date.date()).days
+        if silent <= SECURITY_SUITE_SILENT_DAYS:
+            continue
+        name = release_of(suite)
+        carrier = next((p for p in scan.packages if p.ecosystem == Ecosystem.DEB.value and p.name == "base-files"),
+                       None) or PackageRef(ecosystem="deb", name="debian", version=name, purl=f"pkg:deb/debian/{name}")
+        version = f" {release.suite.removesuffix('-security')}" if release.suite else ""
+        out.append(Finding(
+            advisory=AdvisoryId(f"PATCHLINE-EOSL-DEBIAN-{name.upper()}"), aliases=(), package=carrier,
+            fixed_versions=(), severity=Severity.HIGH,
+            summary=(f"Debian {name}{version} is out of security support: {suite} was last updated on "
+                     f"{release.date:%Y-%m-%d} ({silent} days ago); no security fix reaches this image any more. "
+                     "Move it to a supported release."),
+            feed="update sources"))
+    return out
 
 
 def unchecked_sources(suites: Sequence[AptSuite], loaded: SourceIndexes) -> list[str]:
@@ -263,10 +297,12 @@ def assess(scan: ScanInput, options: AssessOptions | None = None, *, progress: P
     pending: list[PendingUpdate] = []
     sources: list[str] = []
     unknown: list[str] = []
+    support: list[Finding] = []
     if options.updates:
-        pending, update_skips, sources, unknown = pending_updates_for(scan, options, say=say)
+        pending, update_skips, sources, unknown, support = pending_updates_for(scan, options, say=say)
         skipped += update_skips
     findings, feed_skips, feeds = findings_for(scan, options, say=say)
+    findings = [*findings, *support]
     skipped += feed_skips
     findings = _mark_fix_available(findings, pending, checked=options.updates and bool(sources))
 

@@ -98,7 +98,7 @@ class AptSuite:
                     if isinstance(exc, SuiteMissing):
                         missing.append(what)
             return SourceIndexes(indexes=tuple(indexes), skipped=tuple(skipped), sources=(self.label,),
-                                 missing=tuple(missing))
+                                 missing=tuple(missing), releases=((self.label, release),))
 
 
 def load_sources(
@@ -115,6 +115,7 @@ def load_sources(
     indexes: list[PackagesIndex] = []
     skipped: list[AssessSkip] = []
     missing: list[str] = []
+    releases: list[tuple[str, ReleaseInfo]] = []
     with _client(options) as client:
         shared = FetchOptions(
             keyring=options.keyring,
@@ -139,8 +140,9 @@ def load_sources(
             indexes.extend(got.indexes)
             skipped.extend(got.skipped)
             missing.extend(got.missing)
+            releases.extend(got.releases)
     return SourceIndexes(indexes=tuple(indexes), skipped=tuple(skipped), sources=tuple(s.label for s in suites),
-                         missing=tuple(missing))
+                         missing=tuple(missing), releases=tuple(releases))
 
 
 @contextlib.contextmanager

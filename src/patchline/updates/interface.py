@@ -120,6 +120,7 @@ class SourceIndexes:
     skipped: tuple[AssessSkip, ...] = ()
     sources: tuple[str, ...] = ()  # "URL suite" of every source that was tried
     missing: tuple[str, ...] = ()  # the ``what`` of skips whose source is not there at all (SuiteMissing)
+    releases: tuple[tuple[str, ReleaseInfo], ...] = ()  # ("URL suite", its verified Release) of each suite read
 
     @property
     def unread(self) -> tuple[AssessSkip, ...]:

@@ -6,6 +6,7 @@ apt sources are a temporary directory shaped like a Debian 12 host's.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -22,15 +23,16 @@ from patchline.assess import (
     assess,
     debian_release,
     from_inventory,
+    out_of_support,
     render_assessment,
     unchecked_sources,
     update_suites_for,
 )
-from patchline.assess.model import AssessSkip, PackageRef, PendingUpdate
+from patchline.assess.model import AssessSkip, PackageRef, PendingUpdate, Severity
 from patchline.cli import app
 from patchline.errors import NoUpdateRoute
 from patchline.sbom import load_inventory_json
-from patchline.updates import AptSuite, SourceIndexes
+from patchline.updates import AptSuite, ReleaseInfo, SourceIndexes
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sbom" / "debian-app" / "inventory.json"
 HOST = "http://mirror.example/debian"
@@ -231,3 +233,31 @@ def test_scan_exits_3_when_it_could_not_assess(tmp_path: Path, monkeypatch: pyte
     assert "could not assess: no package database" in table.stderr
     as_json = runner.invoke(app, ["scan", "--sbom", str(busybox), "--json"])
     assert as_json.exit_code == 3 and json.loads(as_json.stdout)["state"] == "unknown"
+
+
+# -- a release out of security support ------------------------------------------------------------------------
+
+
+def _release(suite: str, date: dt.datetime) -> ReleaseInfo:
+    return ReleaseInfo(suite=suite, codename=None, date=date, valid_until=None, components=("main",),
+                       architectures=("amd64",), acquire_by_hash=True, sha256={}, signed_by=None)
+
+
+@pytest.mark.parametrize(("today", "expected"), [
+    (dt.date(2026, 12, 5), ["PATCHLINE-EOSL-DEBIAN-BULLSEYE"]),  # 84 days after its security suite stopped
+    (dt.date(2026, 10, 1), []),  # 19 days: a quiet suite, not a stopped one
+])
+def test_a_security_suite_that_stopped_is_a_finding(debian_app: Inventory, today: dt.date,
+                                                    expected: list[str]) -> None:
+    stopped = dt.datetime(2026, 9, 12, 9, 27, tzinfo=dt.UTC)
+    loaded = SourceIndexes(indexes=(), releases=(
+        ("http://m.example/debian-security bullseye-security", _release("oldoldstable-security", stopped)),
+        ("http://m.example/debian bullseye-updates", _release("oldoldstable-updates", stopped))))
+    findings = out_of_support(from_inventory(debian_app), loaded, today=today)
+    assert [f.advisory for f in findings] == expected
+    if findings:
+        [f] = findings
+        assert f.severity is Severity.HIGH and f.package.name == "base-files"
+        assert "out of security support" in (f.summary or "") and "2026-09-12 (84 days ago)" in (f.summary or "")
+        result = Assessment(image="x", config_digest=None, findings=tuple(findings))
+        assert result.state is AssessState.EXPOSED  # never "0 pending updates, clean"
