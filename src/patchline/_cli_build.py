@@ -37,12 +37,17 @@ def _item_dict(item: PlanItem, order: int) -> dict[str, Any]:
 def plan_document(plan: RebuildPlan) -> dict[str, Any]:
     return {"recipes": plan.recipes, "items": [_item_dict(i, n) for n, i in enumerate(plan.items, 1)],
             "waves": [[i.name for i in w] for w in plan.waves], "clean": list(plan.clean),
-            "skipped": [{"name": n, "reason": r} for n, r in plan.skipped], "seconds": round(plan.seconds, 4)}
+            "skipped": [{"name": n, "reason": r} for n, r in plan.skipped],
+            "cannot_assess": [{"name": n, "reason": r} for n, r in plan.cannot_assess],
+            "seconds": round(plan.seconds, 4)}
 
 
 def _plan_tree(plan: RebuildPlan, console: Console) -> None:
-    if not plan.items:
+    if not plan.items and not plan.cannot_assess:
         console.print(f"Nothing to rebuild: {plan.recipes} image(s), all clean.")
+    elif not plan.items:
+        console.print(f"Nothing to rebuild; {len(plan.cannot_assess)} of {plan.recipes} image(s) cannot be assessed "
+                      "(unknown, not clean).")
     else:
         order = {item.name: n for n, item in enumerate(plan.items, 1)}
         root = Tree(f"[bold]rebuild plan[/]: {len(plan.items)} of {plan.recipes} image(s), "
@@ -61,6 +66,8 @@ def _plan_tree(plan: RebuildPlan, console: Console) -> None:
         console.print(root)
     for name, why in plan.skipped:
         console.print(f"[yellow]cannot plan[/] {escape(name)}: {escape(why)}")
+    for name, why in plan.cannot_assess:
+        console.print(f"[red]cannot assess[/] {escape(name)}: {escape(why)}")
 
 
 @app.command()

@@ -37,6 +37,10 @@ class PlanState(Protocol):
 
     def fixable(self, config_digests: Collection[str]) -> Mapping[str, list[FixableRow]]: ...
 
+    def unknown(self, config_digests: Collection[str]) -> Mapping[str, str]:
+        """Why each image patchline could not assess could not be (the others are absent)."""
+        ...
+
 
 def current_images(store: Store) -> dict[str, CurrentImage]:
     """Each recipe's current image: its latest good build in the store."""
@@ -69,6 +73,7 @@ def make_plan(graph: BuildGraph, state: PlanState, hashes: Mapping[str, str], *,
     digests = {c.config_digest for c in current.values()}
     pending = state.pending(digests) if pending_policy != "none" else {}
     fixable = state.fixable(digests)
+    unknown = state.unknown(digests)
     resolved: dict[str, str] = {}
     unresolvable: dict[str, str] = {}
     for name in graph.order:
@@ -83,6 +88,7 @@ def make_plan(graph: BuildGraph, state: PlanState, hashes: Mapping[str, str], *,
     dirty: dict[str, PlanItem] = {}
     skipped: list[tuple[str, str]] = []
     clean: list[str] = []
+    cannot_assess: list[tuple[str, str]] = []
     in_scope = None if only is None else _with_dependants(graph, only)
     for name in graph.order:
         recipe = graph.recipes[name]
@@ -110,6 +116,12 @@ def make_plan(graph: BuildGraph, state: PlanState, hashes: Mapping[str, str], *,
             reasons.extend(_own_reasons(graph, name, cur, current, resolved, hashes, rebuilt, now,
                                         pending.get(cur.config_digest, []), fixable.get(cur.config_digest, []),
                                         pending_policy))
+        why_unknown = unknown.get(cur.config_digest) if cur is not None else None
+        if why_unknown and not reasons:
+            cannot_assess.append((name, why_unknown))  # unknown is never clean; a rebuild would not verify
+            continue
+        if why_unknown:
+            reasons.append(Reason(ReasonCode.CANNOT_ASSESS, f"the current image cannot be assessed: {why_unknown}"))
         if not reasons:
             clean.append(name)
             continue
@@ -120,7 +132,7 @@ def make_plan(graph: BuildGraph, state: PlanState, hashes: Mapping[str, str], *,
     position = {name: i for i, name in enumerate(graph.order)}
     items = sorted(dirty.values(), key=lambda i: (i.wave, position[i.name]))
     return RebuildPlan(items=tuple(items), recipes=len(graph.recipes), clean=tuple(clean), skipped=tuple(skipped),
-                       seconds=time.perf_counter() - started)
+                       cannot_assess=tuple(cannot_assess), seconds=time.perf_counter() - started)
 
 
 def _own_reasons(graph: BuildGraph, name: str, cur: CurrentImage, current: Mapping[str, CurrentImage],

@@ -36,6 +36,9 @@ class StorePlanState:
     def fixable(self, config_digests: Collection[str]) -> Mapping[str, list[FixableRow]]:
         return self.store.fixable_for(config_digests)
 
+    def unknown(self, config_digests: Collection[str]) -> Mapping[str, str]:
+        return self.store.unknown_for(config_digests)
+
 
 @dataclass(frozen=True, slots=True)
 class FleetPlan:

@@ -60,6 +60,7 @@ class ReasonCode(enum.StrEnum):
     RECIPE_CHANGED = "recipe-changed"
     MAX_AGE = "max-age"
     FORCED = "forced"
+    CANNOT_ASSESS = "cannot-assess"  # patchline cannot check the current image: its rebuild cannot be verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class RebuildPlan:
     items: tuple[PlanItem, ...]
     recipes: int  # how many recipes the fleet has
     clean: tuple[str, ...] = ()  # recipes not in the plan
+    cannot_assess: tuple[tuple[str, str], ...] = ()  # (recipe, why): not in the plan, not clean either: unknown
     skipped: tuple[tuple[str, str], ...] = ()  # (recipe, why it could not be planned)
     seconds: float = 0.0
 

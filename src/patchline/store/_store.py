@@ -769,6 +769,17 @@ class Store(BuildRecords, OutboxRecords, RolloutRecords, RunRecords):
 
         return str(self._write(work))
 
+    def unknown_for(self, config_digests: Iterable[str]) -> dict[str, str]:
+        """config digest -> why patchline could not assess it, for those of ``config_digests`` it could not."""
+        out: dict[str, str] = {}
+        with self._read() as conn:
+            for chunk in _chunks(sorted(set(config_digests)), 5000):
+                for digest, why in conn.execute(select(Image.config_digest, Image.assess_unknown)
+                                                .where(Image.config_digest.in_(chunk),
+                                                       Image.assess_unknown.is_not(None))):
+                    out[digest] = why
+        return out
+
     def image_digests(self) -> list[str]:
         """Config digests of every stored image, oldest first."""
         with self._read() as conn:

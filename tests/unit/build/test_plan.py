@@ -58,6 +58,7 @@ class World:
     digests: dict[str, str] = field(default_factory=lambda: {UPSTREAM: "sha256:" + "a" * 64})
     pending_rows: dict[str, list[PendingRow]] = field(default_factory=dict)
     fixable_rows: dict[str, list[FixableRow]] = field(default_factory=dict)
+    unknown_rows: dict[str, str] = field(default_factory=dict)
     resolved: list[str] = field(default_factory=list)
 
     def current(self) -> Mapping[str, CurrentImage]:
@@ -74,6 +75,9 @@ class World:
 
     def fixable(self, config_digests: Collection[str]) -> Mapping[str, list[FixableRow]]:
         return {d: self.fixable_rows[d] for d in config_digests if d in self.fixable_rows}
+
+    def unknown(self, config_digests: Collection[str]) -> Mapping[str, str]:
+        return {d: self.unknown_rows[d] for d in config_digests if d in self.unknown_rows}
 
 
 def built_world(config: Config) -> tuple[World, dict[str, str]]:
@@ -132,6 +136,27 @@ def test_pending_security_update_in_one_image_plans_it_and_its_dependants_only(t
     assert web_item.reasons[0].items == ("libssl3",)
     assert [r.code for r in admin_item.reasons] == [ReasonCode.BASE_REBUILT]
     assert admin_item.after == ("web",) and admin_item.wave == 1 and web_item.wave == 0
+
+
+def test_an_image_that_cannot_be_assessed_is_neither_clean_nor_rebuilt_for_nothing(tmp_path: Path) -> None:
+    config = write_fleet(tmp_path, FLEET)
+    world, hashes = built_world(config)
+    why = "no package database of the operating system (dpkg, rpm, apk) found"
+    world.unknown_rows[world.current_images["tools"].config_digest] = why
+    world.unknown_rows[world.current_images["base"].config_digest] = why
+    world.pending_rows[world.current_images["base"].config_digest] = [
+        PendingRow("libssl3", "3.0.11-1~deb12u1", "3.0.17-1~deb12u2", "bookworm-security", ("CVE-2024-5535",))]
+    plan = plan_of(config, world, hashes)
+    # base is planned for its pending update and says its rebuild cannot be assessed; tools, planned only because
+    # its base is, says so too; nothing is called clean that patchline could not check.
+    base = next(i for i in plan.items if i.name == "base")
+    assert [r.code for r in base.reasons] == [ReasonCode.PENDING_UPDATES, ReasonCode.CANNOT_ASSESS]
+    tools = next(i for i in plan.items if i.name == "tools")
+    assert ReasonCode.CANNOT_ASSESS in {r.code for r in tools.reasons}
+    world.pending_rows.clear()
+    plan = plan_of(config, world, hashes)
+    assert not plan and plan.cannot_assess == (("base", why), ("tools", why))
+    assert "base" not in plan.clean and "tools" not in plan.clean and "web" in plan.clean
 
 
 @pytest.mark.parametrize(("policy", "planned"), [("security", False), ("all", True), ("none", False)])
