@@ -18,7 +18,7 @@ from patchline.advisories.ignore import (
 )
 from patchline.advisories.index import AdvisoryIndex, EcosystemKey, IndexEntry, normalize_ecosystem, normalize_name
 from patchline.advisories.interface import Advisory, AdvisoryFeed, Affected
-from patchline.advisories.match import finding_severity, match_packages
+from patchline.advisories.match import affects, finding_severity, match_packages
 from patchline.advisories.osv import OsvFeed, parse_record
 
 FEEDS: tuple[type[OsvFeed], ...] = (OsvFeed,)
@@ -36,6 +36,7 @@ __all__ = [
     "OsvFeed",
     "VexDocument",
     "VexStatement",
+    "affects",
     "apply_ignores",
     "expired_rules",
     "finding_severity",

@@ -12,13 +12,13 @@ from collections.abc import Iterable, Sequence
 
 from patchline._model import Distro
 from patchline.advisories.index import AdvisoryIndex, IndexEntry
-from patchline.advisories.interface import Advisory
+from patchline.advisories.interface import Advisory, Affected
 from patchline.assess.model import AssessSkip, Finding, PackageRef, Severity, SeverityScore
 from patchline.versions import UnknownEcosystem, scheme_for
 from patchline.versions.interface import InvalidVersion, VersionScheme
 from patchline.versions.osv import RangeError, fixed_versions, is_affected
 
-__all__ = ["finding_severity", "match_packages"]
+__all__ = ["affects", "finding_severity", "match_packages"]
 
 _OS_ECOSYSTEMS = ("deb", "apk", "rpm")
 _SUMMARY_MAX = 200
@@ -65,6 +65,16 @@ def match_packages(
     return findings, list(skips.values())
 
 
+def affects(affected: Affected, version: str, scheme: VersionScheme | None = None) -> bool:
+    """Whether ``version`` is affected by one OSV ``affected`` entry: listed in its ``versions``, or inside one of
+    its ranges, compared in the entry's ecosystem's own scheme. The one decision `scan` and the store's feed
+    refresh both make. Raises InvalidVersion, RangeError or UnknownEcosystem when it cannot be decided."""
+    if version in affected.versions:
+        return True
+    scheme = scheme or scheme_for(affected.ecosystem)
+    return is_affected(version, ranges=affected.ranges, versions=affected.versions, scheme=scheme)
+
+
 def _scheme(ecosystem: str, schemes: dict[str, VersionScheme | None]) -> VersionScheme | None:
     if ecosystem not in schemes:
         try:
@@ -107,7 +117,7 @@ def _decide(
     if why is not None:
         raise _InvalidInstalled(why)
     try:
-        result = is_affected(version, ranges=entry.affected.ranges, versions=entry.affected.versions, scheme=scheme)
+        result = affects(entry.affected, version, scheme)
     except InvalidVersion as exc:  # validated above; a scheme that disagrees with itself still only skips
         raise _InvalidInstalled(f"installed version {version!r} cannot be compared ({scheme.name}): {exc}") from exc
     except RangeError as exc:  # GIT-only ranges, a broken range

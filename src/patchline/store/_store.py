@@ -1145,8 +1145,8 @@ def _package_key(p: Any) -> tuple[tuple[str, str], str, tuple[str, str], str]:
 
 def _evaluate(records: Sequence[OsvAdvisory], ecosystem: str, name: str, version: str) -> list[_Evaluated]:
     """Which scopes of these records' affected entries hit (ecosystem, name) at version."""
-    from patchline.advisories import finding_severity, normalize_ecosystem, normalize_name
-    from patchline.versions import InvalidVersion, RangeError, UnknownEcosystem, fixed_versions, is_affected, scheme_for
+    from patchline.advisories import affects, finding_severity, normalize_ecosystem, normalize_name
+    from patchline.versions import InvalidVersion, RangeError, UnknownEcosystem, fixed_versions
 
     out: dict[str, _Evaluated] = {}
     for record in records:
@@ -1155,8 +1155,7 @@ def _evaluate(records: Sequence[OsvAdvisory], ecosystem: str, name: str, version
             if key is None or key.ecosystem != ecosystem or normalize_name(ecosystem, affected.name) != name:
                 continue
             try:
-                hit = version in affected.versions or is_affected(
-                    version, ranges=affected.ranges, versions=affected.versions, scheme=scheme_for(affected.ecosystem))
+                hit = affects(affected, version)
             except (InvalidVersion, RangeError, UnknownEcosystem):
                 continue  # the per-image `patchline scan` reports these as skips
             if not hit:
