@@ -36,7 +36,8 @@ DEBIAN_CODENAMES = {"10": "buster", "11": "bullseye", "12": "bookworm", "13": "t
 """Debian's releases by major version (``/etc/debian_version``, ``VERSION_ID``)."""
 _DEBIAN_SUITE_NAMES = {*DEBIAN_CODENAMES.values(), "sid", "stable", "oldstable", "oldoldstable", "testing",
                        "unstable"}
-_UPDATE_SUFFIXES = ("-security", "-updates", "-backports", "-proposed-updates", "/updates")
+# Longest first: "bookworm-proposed-updates" is bookworm's, not "bookworm-proposed"'s; "-proposed" is Ubuntu's.
+_UPDATE_SUFFIXES = ("-proposed-updates", "-security", "-updates", "-backports", "-proposed", "/updates")
 _SECURITY_SUFFIXES = ("-security", "/updates")
 
 

@@ -29,6 +29,8 @@ from patchline.cli import app
 from patchline.inventory import scan_image
 from patchline.oci import open_source
 from patchline.store import open_store
+from tests.support.aptrepo import AptRepo
+from tests.support.images import BuiltImage
 from tests.support.registry import RunningRegistry, forget_local_images_of, require_tools
 from tests.support.releases import debian_release_image, host_mirrors
 
@@ -219,3 +221,65 @@ def test_rebuilt_from_trixie_apt_finds_nothing_left(
             assert {i.name for i in plan_fleet(config, store).plan.items} <= {"tiny"}
     finally:
         forget_local_images_of(registry.host)
+
+
+UBUNTU_OS_RELEASE = """\
+PRETTY_NAME="Ubuntu 24.04.1 LTS"
+NAME="Ubuntu"
+VERSION_ID="24.04"
+VERSION="24.04.1 LTS (Noble Numbat)"
+VERSION_CODENAME=noble
+ID=ubuntu
+ID_LIKE=debian
+UBUNTU_CODENAME=noble
+"""
+
+
+def test_an_ubuntu_image_takes_its_pockets_from_a_signed_archive(
+        apt_repo: AptRepo, debian_base_image: BuiltImage, tmp_path: Path) -> None:
+    """A local archive laid out and signed like Ubuntu's (Origin Ubuntu; noble, noble-updates and noble-security
+    pockets; a key of its own), and an image whose os-release says Ubuntu 24.04 and whose ubuntu.sources name
+    it: the pending update and its CVE equal apt's in the container; without the archive's key, unknown."""
+    require_tools("podman", "buildah")
+    apt_repo.add("pl-hello", "1.0-1", changelog_cves=["CVE-2099-4240"])
+    for pocket in ("noble", "noble-updates", "noble-security"):
+        apt_repo.publish(pocket, only=["pl-hello"] if pocket == "noble" else [], codename="noble", origin="Ubuntu",
+                         components=["main"])
+    sources = (f"Types: deb\nURIs: {apt_repo.url}\nSuites: noble noble-updates\nComponents: main\n"
+               "Signed-By: /etc/apt/keyrings/archive.gpg\n\n"
+               f"Types: deb\nURIs: {apt_repo.url}\nSuites: noble-security\nComponents: main\n"
+               "Signed-By: /etc/apt/keyrings/archive.gpg\n")
+    context = tmp_path / "ubuntu"
+    context.mkdir()
+    shutil.copy(apt_repo.keyring, context / "archive.gpg")
+    (context / "ubuntu.sources").write_text(sources)
+    (context / "os-release").write_text(UBUNTU_OS_RELEASE)
+    (context / "Containerfile").write_text(
+        f"FROM {debian_base_image.reference}\n"
+        "COPY archive.gpg /etc/apt/keyrings/archive.gpg\nCOPY ubuntu.sources /etc/apt/sources.list.d/ubuntu.sources\n"
+        "COPY os-release /usr/lib/os-release\n"
+        "RUN rm -f /etc/apt/sources.list /etc/os-release && ln -s ../usr/lib/os-release /etc/os-release && "
+        "apt-get update -q && apt-get install -y -q pl-hello && rm -rf /var/lib/apt/lists/*\n")
+    tag = f"{TAG}:ubuntu-noble"
+    proc = subprocess.run(["buildah", "bud", "-q", "--layers=false", "--network", "host", "-t", tag, str(context)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    try:
+        apt_repo.add("pl-hello", "1.0-2", changelog_cves=["CVE-2099-4242"], urgency="high")
+        apt_repo.publish("noble-security", only=["pl-hello=1.0-2"], codename="noble", origin="Ubuntu",
+                         components=["main"])
+        with open_source(f"containers-storage:{tag}") as source:
+            inventory = scan_image(source)
+        assert inventory.distro is not None and inventory.distro.id == "ubuntu"
+        result = assess(from_inventory(inventory), AssessOptions(keyring=apt_repo.keyring, today=TODAY))
+        assert result.state is AssessState.EXPOSED and result.unknown == ()
+        [pending] = result.pending
+        assert (pending.package.name, pending.package.version, pending.candidate, pending.suite) == (
+            "pl-hello", "1.0-1", "1.0-2", "noble-security")
+        assert pending.cves == ("CVE-2099-4242",)
+        assert {p.package.name: (p.package.version, p.candidate) for p in result.pending} == apt_upgrades(tag)
+        # Ubuntu's own keyring (not on this host, or not the key that signs this archive): unknown, not clean.
+        unverified = assess(from_inventory(inventory), AssessOptions(today=TODAY, changelogs=False))
+        assert unverified.state is AssessState.UNKNOWN and "noble-security" in unverified.unknown[0]
+    finally:
+        subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False)

@@ -233,12 +233,14 @@ class AptRepo:
         sign: Literal["main", "other", "none"] = "main",
         valid_until: datetime | None = None,
         components: Sequence[str] | None = None,
+        origin: str = "patchline-tests",
     ) -> Path:
         """(Re)write ``dists/SUITE`` from the debs added so far (or those named in ``only``).
 
         ``sign="other"`` signs with a key that :attr:`keyring` does not hold;
         ``sign="none"`` writes only ``Release``. ``components`` is what the
-        Release's ``Components`` field lists (default: the one component).
+        Release's ``Components`` field lists (default: the one component). ``origin`` is the Release's
+        ``Origin`` and ``Label`` (``Ubuntu`` lays a suite out like one of Ubuntu's pockets).
         Returns the suite's ``dists`` directory.
         """
         pool = self.root / "pool" / suite
@@ -258,8 +260,8 @@ class AptRepo:
         conf = [
             f"-oAPT::FTPArchive::Release::Suite={suite}",
             f"-oAPT::FTPArchive::Release::Codename={codename or suite}",
-            "-oAPT::FTPArchive::Release::Origin=patchline-tests",
-            "-oAPT::FTPArchive::Release::Label=patchline-tests",
+            f"-oAPT::FTPArchive::Release::Origin={origin}",
+            f"-oAPT::FTPArchive::Release::Label={origin}",
             f"-oAPT::FTPArchive::Release::Architectures={self.arch}",
             f"-oAPT::FTPArchive::Release::Components={' '.join(components or [self.component])}",
         ]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from patchline import _clock
-from patchline._model import Ecosystem, Package, Purl
+from patchline._model import Distro, Ecosystem, Package, Purl
 from patchline.assess._input import ScanInput
 from patchline.assess.model import Assessment, AssessSkip, Finding, Ignored, PendingUpdate
 from patchline.errors import ConfigError, Error, NoUpdateRoute
@@ -109,10 +109,13 @@ def _image_suites(scan: ScanInput) -> list[AptSuite]:
     from patchline.updates import IMAGE_SOURCE_GLOBS, mirror_from_image_files, sources_from_image_files
 
     distro = scan.distro
+    files = {p: t for p, t in scan.system_files if any(fnmatch.fnmatch(p, g) for g in IMAGE_SOURCE_GLOBS)}
+    arch = scan.inventory.image.architecture if scan.inventory is not None else "amd64"
+    if distro is not None and distro.id == "ubuntu":
+        return _ubuntu_suites(distro, files, arch)
     if distro is not None and distro.id != "debian":
         name = distro.pretty_name or distro.id
         raise NoUpdateRoute(f"patchline has no update route for {name}: its pending updates cannot be checked")
-    files = {p: t for p, t in scan.system_files if any(fnmatch.fnmatch(p, g) for g in IMAGE_SOURCE_GLOBS)}
     codename = debian_release(scan)
     try:
         host = host_debian_mirror(codename)
@@ -125,7 +128,7 @@ def _image_suites(scan: ScanInput) -> list[AptSuite]:
         image_mirror = mirror_from_image_files(files)
         if image_mirror is not None and image_mirror.security is not None:
             host = host._replace(security=image_mirror.security)
-    suites = sources_from_image_files(files, host_mirror=host) if files else []
+    suites = sources_from_image_files(files, host_mirror=host, arch=arch) if files else []
     if suites:
         return suites
     if codename is None:
@@ -133,7 +136,26 @@ def _image_suites(scan: ScanInput) -> list[AptSuite]:
                             "in os-release, no /etc/debian_version, no apt source naming a release")
     # No usable sources in the image (deleted, distroless, an SBOM): the release's main suite on the mirror.
     return sources_from_image_files({"/etc/apt/sources.list": f"deb {host.mirror} {codename} main\n"},
-                                    host_mirror=host)
+                                    host_mirror=host, arch=arch)
+
+
+_UBUNTU_CODENAMES = {"20.04": "focal", "22.04": "jammy", "24.04": "noble", "24.10": "oracular", "25.04": "plucky",
+                     "25.10": "questing", "26.04": "resolute"}
+
+
+def _ubuntu_suites(distro: Distro, files: Mapping[str, str], arch: str) -> list[AptSuite]:
+    """Ubuntu's -security and -updates pockets of the image's release, at the archive its sources name."""
+    from patchline.updates import ubuntu_sources_from_image_files
+
+    release = distro.version_codename or _UBUNTU_CODENAMES.get((distro.version_id or "")[:5])
+    if release is None:
+        raise NoUpdateRoute(f"cannot tell which Ubuntu release the image runs ({distro.pretty_name or distro.id}): "
+                            "no VERSION_CODENAME in os-release")
+    suites = ubuntu_sources_from_image_files(files, release=release, arch=arch)
+    if not suites:
+        raise NoUpdateRoute(f"the image's apt sources name no archive for Ubuntu {release}: name Ubuntu's archive "
+                            "(or a mirror of it) in patchline.toml ([[updates.sources]])")
+    return suites
 
 
 def update_suites_for(scan: ScanInput, options: AssessOptions) -> list[AptSuite]:

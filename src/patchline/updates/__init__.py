@@ -16,10 +16,16 @@ from patchline.updates._changelog import (
     read_changelogs,
 )
 from patchline.updates._packages import parse_packages
-from patchline.updates._sources import IMAGE_SOURCE_GLOBS, mirror_from_image_files, sources_from_image_files
+from patchline.updates._sources import (
+    IMAGE_SOURCE_GLOBS,
+    mirror_from_image_files,
+    sources_from_image_files,
+    ubuntu_sources_from_image_files,
+)
 from patchline.updates.apt import AptSuite, default_apt_cache_dir, load_sources
 from patchline.updates.interface import (
     DEBIAN_ARCHIVE_KEYRING,
+    UBUNTU_ARCHIVE_KEYRING,
     BinaryPackage,
     FetchOptions,
     IndexExpiredError,
@@ -36,6 +42,7 @@ from patchline.updates.interface import (
 __all__ = [
     "DEBIAN_ARCHIVE_KEYRING",
     "IMAGE_SOURCE_GLOBS",
+    "UBUNTU_ARCHIVE_KEYRING",
     "AptSuite",
     "BinaryPackage",
     "CandidateDeb",
@@ -63,4 +70,5 @@ __all__ = [
     "plan_upgrade",
     "read_changelogs",
     "sources_from_image_files",
+    "ubuntu_sources_from_image_files",
 ]

@@ -16,7 +16,12 @@ from patchline._hostapt import HostDebianMirror, _parse_deb822, _parse_one_line,
 from patchline.errors import NoUpdateRoute
 from patchline.updates.apt import AptSuite
 
-__all__ = ["IMAGE_SOURCE_GLOBS", "mirror_from_image_files", "sources_from_image_files"]
+__all__ = [
+    "IMAGE_SOURCE_GLOBS",
+    "mirror_from_image_files",
+    "sources_from_image_files",
+    "ubuntu_sources_from_image_files",
+]
 
 IMAGE_SOURCE_GLOBS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources")
 """The files whose text :func:`sources_from_image_files` wants."""
@@ -76,6 +81,33 @@ def sources_from_image_files(
         suites.append(AptSuite(host_mirror.security, security, tuple(components), arch))
         suites.append(AptSuite(host_mirror.mirror, f"{release}-updates", tuple(components), arch))
     return suites
+
+
+def ubuntu_sources_from_image_files(files: Mapping[str, str], *, release: str, arch: str = "amd64") -> list[AptSuite]:
+    """The ``-security`` and ``-updates`` pockets of Ubuntu ``release`` at the archives the image's sources name
+    (``ubuntu.sources`` or ``sources.list``; the ports archive for other architectures is what such an image
+    names), verified with Ubuntu's archive keyring unless one is configured. Empty when the image names none: no
+    Ubuntu archive is known then (the host's sources are Debian's)."""
+    from patchline.updates.interface import UBUNTU_ARCHIVE_KEYRING
+
+    archive = security = None
+    components: list[str] = []
+    for entry in _entries(files):
+        for suite in entry.suites:
+            if release_of(suite) != release or suite.endswith(("-backports", "-proposed")):
+                continue
+            components.extend(c for c in entry.components if c not in components)
+            if suite.endswith("-security"):
+                security = security or entry.uri
+            else:
+                archive = archive or entry.uri
+    if archive is None and security is None:
+        return []
+    security = security or archive
+    archive = archive or security
+    assert archive is not None and security is not None
+    return [AptSuite(security, f"{release}-security", tuple(components), arch, keyring=UBUNTU_ARCHIVE_KEYRING),
+            AptSuite(archive, f"{release}-updates", tuple(components), arch, keyring=UBUNTU_ARCHIVE_KEYRING)]
 
 
 def mirror_from_image_files(files: Mapping[str, str]) -> HostDebianMirror | None:

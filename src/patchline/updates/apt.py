@@ -15,7 +15,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -38,7 +38,14 @@ from patchline.updates._release import (
     verify_detached,
     verify_inrelease,
 )
-from patchline.updates.interface import BinaryPackage, FetchOptions, PackagesIndex, ReleaseInfo, SourceIndexes
+from patchline.updates.interface import (
+    DEBIAN_ARCHIVE_KEYRING,
+    BinaryPackage,
+    FetchOptions,
+    PackagesIndex,
+    ReleaseInfo,
+    SourceIndexes,
+)
 
 __all__ = ["AptSuite", "default_apt_cache_dir", "fetch_release", "load_sources"]
 
@@ -60,6 +67,7 @@ class AptSuite:
     suite: str
     components: tuple[str, ...]
     arch: str = "amd64"
+    keyring: Path | None = None  # the keys this suite is signed with when not configured (Ubuntu's for Ubuntu)
 
     def __post_init__(self) -> None:
         if not self.components:
@@ -84,6 +92,8 @@ class AptSuite:
         :class:`~patchline.errors.UpdateSourceError` when the suite as a whole
         cannot be used.
         """
+        if self.keyring is not None and options.keyring == DEBIAN_ARCHIVE_KEYRING:
+            options = replace(options, keyring=self.keyring)  # a configured keyring ([updates] keyring) wins
         with _client(options) as client:
             release = fetch_release(self, options, client=client)
             indexes: list[PackagesIndex] = []

@@ -44,6 +44,8 @@ __all__ = [
 
 DEBIAN_ARCHIVE_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 """Where Debian's ``debian-archive-keyring`` package installs the archive keys."""
+UBUNTU_ARCHIVE_KEYRING = Path("/usr/share/keyrings/ubuntu-archive-keyring.gpg")
+"""Where the ``ubuntu-keyring`` package (Debian's, and Ubuntu's own) installs Ubuntu's archive keys."""
 
 
 class BinaryPackage(NamedTuple):

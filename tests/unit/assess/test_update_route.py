@@ -135,6 +135,55 @@ def test_without_a_host_mirror_the_image_s_own_mirror_is_used(
                               ("http://image-mirror.example/debian", "trixie-updates", ("main",))]
 
 
+# -- Ubuntu: its pockets at the archive the image names ----------------------------------------------------------
+
+UBUNTU_SOURCES = """\
+Types: deb
+URIs: http://ubuntu-archive.example/ubuntu/
+Suites: noble noble-updates noble-backports
+Components: main restricted universe multiverse
+Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg
+
+Types: deb
+URIs: http://ubuntu-security.example/ubuntu/
+Suites: noble-security
+Components: main restricted universe multiverse
+Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg
+"""
+NOBLE = Distro(id="ubuntu", version_id="24.04", version_codename="noble", pretty_name="Ubuntu 24.04.1 LTS",
+               id_like=("debian",))
+
+
+@pytest.mark.usefixtures("host_apt")
+@pytest.mark.parametrize(("files", "arch", "archive", "security"), [
+    pytest.param({"/etc/apt/sources.list.d/ubuntu.sources": UBUNTU_SOURCES}, "amd64",
+                 "http://ubuntu-archive.example/ubuntu", "http://ubuntu-security.example/ubuntu", id="deb822"),
+    pytest.param({"/etc/apt/sources.list": "deb http://ports.example/ubuntu-ports noble main universe\n"
+                                           "deb http://ports.example/ubuntu-ports noble-security main universe\n"
+                                           "deb http://ports.example/ubuntu-ports noble-updates main universe\n"},
+                 "arm64", "http://ports.example/ubuntu-ports", "http://ports.example/ubuntu-ports",
+                 id="ports-one-line"),
+])
+def test_ubuntu_pockets_from_the_image_s_archive(debian_app: Inventory, files: dict[str, str], arch: str,
+                                                 archive: str, security: str) -> None:
+    from patchline.updates import UBUNTU_ARCHIVE_KEYRING
+
+    inv = image(debian_app, distro=NOBLE, files=files)
+    inv = replace(inv, image=replace(inv.image, architecture=arch))
+    suites = update_suites_for(from_inventory(inv), AssessOptions())
+    components = ("main", "restricted", "universe", "multiverse") if arch == "amd64" else ("main", "universe")
+    assert [(s.url, s.suite, s.components, s.arch, s.keyring) for s in suites] == [
+        (security, "noble-security", components, arch, UBUNTU_ARCHIVE_KEYRING),
+        (archive, "noble-updates", components, arch, UBUNTU_ARCHIVE_KEYRING)]
+
+
+def test_proposed_updates_belong_to_their_release() -> None:
+    from patchline._hostapt import release_of
+
+    assert [release_of(s) for s in ("bookworm-proposed-updates", "noble-proposed", "bullseye/updates",
+                                     "trixie-backports", "sid")] == ["bookworm", "noble", "bullseye", "trixie", "sid"]
+
+
 # -- no route: unknown ------------------------------------------------------------------------------------------
 
 
@@ -146,7 +195,7 @@ def test_without_a_host_mirror_the_image_s_own_mirror_is_used(
     pytest.param(Distro(id="rocky", version_id="9.4"), {}, (pkg(Ecosystem.RPM, "bash", "5.1.8-9.el9"),),
                  "no update route for rocky", id="rpm-rootfs"),
     pytest.param(Distro(id="ubuntu", version_id="24.04", version_codename="noble", pretty_name="Ubuntu 24.04 LTS"),
-                 {}, None, "no update route for Ubuntu 24.04 LTS", id="ubuntu"),
+                 {}, None, "the image's apt sources name no archive for Ubuntu noble", id="ubuntu-without-sources"),
     pytest.param(None, {}, None, "cannot tell which Debian release", id="debian-packages-no-release"),
 ])
 def test_no_update_route_is_unknown_never_clean(debian_app: Inventory, distro: Distro | None, files: dict[str, str],
