@@ -127,6 +127,19 @@ def test_demo_up_again_and_down(tmp_path: Path) -> None:
         assert {c["Labels"]["io.patchline.image"] for c in web} == {services[prefix + "web"]["image"]}
         assert httpx.get(f"http://127.0.0.1:{port_base + 2}/healthz", timeout=5).status_code == 200
 
+        # Every view tells the same story: the fleet counts no running workload with a pending update and no
+        # pending update of a superseded image; `where --running` names the new version in every container.
+        fleet = json.loads(_ok(_patchline("--config", str(config), "fleet", "--json")).stdout)["fleet"]
+        assert fleet["pending_updates"] == 0 and fleet["images_with_pending"] == 0, fleet["images_by_severity"]
+        exposed = {k: v for k, v in fleet["workloads_by_severity"].items() if k != "clean" and v}
+        assert exposed == {}, fleet["workloads_by_severity"]
+        superseded = [e for e in fleet["images"] if e["superseded"]]
+        assert len(superseded) == 5 and all(e["workloads"] == 0 for e in superseded)
+        assert not any(ref.endswith(":latest") for e in superseded for ref in e["image"]["refs"])
+        hits = json.loads(_ok(_patchline("--config", str(config), "where", "libssl3", "--running", "--json")).stdout)
+        running = [h for h in hits["hits"] if h["workloads"]]
+        assert running and {h["image"]["config_digest"] for h in running} <= {
+            after[n]["config_digest"] for n in after}, running
         # A second run finds nothing to do.
         again = json.loads(_ok(_patchline("--config", str(config), "run", "--once", "--json")).stdout)
         steps = {s["step"]: s["output"] for s in again["steps"]}
