@@ -126,6 +126,27 @@ def test_sources_deleted_the_release_comes_from_os_release(
     assert pending == trixie_apt  # the same packages as the deb822 image: apt's answer there holds
 
 
+def test_distroless_status_d_without_sources(trixie: dict[str, str], trixie_apt: dict[str, tuple[str, str]],
+                                           tmp_path: Path) -> None:
+    """Distroless style: one control stanza per package in /var/lib/dpkg/status.d, no status file, no apt
+    sources: the release comes from os-release; the pending updates are apt's for the same packages."""
+    split = ("mkdir -p /var/lib/dpkg/status.d && cd /var/lib/dpkg/status.d && "
+             "awk 'BEGIN{RS=\"\";ORS=\"\\n\"} {split($0,l,\"\\n\"); name=substr(l[1],10); "
+             "print $0 > name}' /var/lib/dpkg/status && rm -f /var/lib/dpkg/status /var/lib/dpkg/status-old && "
+             "rm -rf /etc/apt/sources.list /etc/apt/sources.list.d/*")
+    tag = build(tmp_path / "distroless", f"{TAG}:trixie-status-d", f"FROM {trixie['deb822']}\nRUN {split}\n")
+    try:
+        with open_source(f"containers-storage:{tag}") as source:
+            inventory = scan_image(source)
+        assert not inventory.system_file("/var/lib/dpkg/status")
+        assert any("status.d" in loc for p in inventory.packages for loc in p.locations)
+        result = assess(from_inventory(inventory), AssessOptions(changelogs=False, today=TODAY))
+        assert (result.state, result.unknown) == (AssessState.EXPOSED, ())
+        assert {p.package.name: (p.package.version, p.candidate) for p in result.pending} == trixie_apt
+    finally:
+        subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False)
+
+
 def test_an_archived_release_is_unknown_not_clean(trixie: dict[str, str]) -> None:
     state, pending, unknown = assessed(trixie["archived"])
     assert state is AssessState.UNKNOWN and pending == {}
