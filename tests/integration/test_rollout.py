@@ -22,7 +22,7 @@ import pytest
 
 from patchline._config import Config, load_config
 from patchline.build import BuildStatus, plan_fleet, rebuild, rebuild_options
-from patchline.errors import SignatureRefused, UnpromotableError
+from patchline.errors import RolloutError, SignatureRefused, UnpromotableError
 from patchline.events import deliver_until_empty, publishers_from_config
 from patchline.rollout import PodmanTarget, RolloutState, rollout_service, service_status
 from patchline.sign import sign_options, sign_pushed
@@ -294,6 +294,35 @@ def test_an_unsigned_image_is_refused_and_never_started(world: World) -> None:
         assert last is not None and last.state == "failed" and "signature" in last.reason
         ancestors = _sh("podman", "ps", "-a", "--filter", f"ancestor={world.unsigned}", "--format", "{{.Names}}")
         assert ancestors.strip() == ""
+
+
+def test_an_unsigned_image_of_another_repository_never_starts(world: World) -> None:
+    """`rollout --to` another repository's image, a rollback to one the store names, and a pull through
+    patchline's own policy: each refused, nothing started (the policy accepted anything outside the services'
+    repositories, and --to took any repository)."""
+    from patchline.rollout import make_target, rollback_service
+
+    digest = world.unsigned.rpartition("@")[2]
+    host = world.registry.host
+    _sh("skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+        f"docker://{world.unsigned}", f"docker://{host}/elsewhere/web:unsigned")
+    other = f"{host}/elsewhere/web@{digest}"
+    with world.store() as store:
+        _on(world, store, world.old)
+        with pytest.raises(RolloutError, match=r"runs images of .*/example/web only"):
+            rollout_service(world.config, store, SERVICE, to=other)
+        # Whoever can write the store names it as the image to roll back to: refused too.
+        rid = store.start_rollout(service=SERVICE, strategy="rolling", from_image=other, to_image=world.old,
+                                  spec={}, replicas=[], owner="tampered")
+        store.update_rollout(rid, state=RolloutState.SUCCEEDED.value, finished=True)
+        with pytest.raises(RolloutError, match="runs images of"):
+            rollback_service(world.config, store, SERVICE)
+        # And patchline's policy itself rejects what is outside the services' repositories.
+        with make_target(world.config) as target, pytest.raises(SignatureRefused):
+            target.pull(other)
+        assert _images(world, store) == [world.old] * 3
+    ancestors = _sh("podman", "ps", "-a", "--filter", f"ancestor={other}", "--format", "{{.Names}}")
+    assert ancestors.strip() == ""
 
 
 @pytest.mark.parametrize("kill_at", ["canary", "wave"])

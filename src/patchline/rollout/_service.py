@@ -42,16 +42,25 @@ def resolve_image(config: Config, store: Store, service: ServiceConfig, to: str 
     """``repository@digest`` to roll out: ``--to`` (a digest or a full reference), else the recipe's current build."""
     repository = _repository(config, service.image)
     if to:
-        if "@" in to:
-            return to
         if to.startswith("sha256:"):
             return f"{repository}@{to}"
-        raise RolloutError(f"--to takes a digest (sha256:...) or repository@digest, not {to!r}")
+        if "@" not in to:
+            raise RolloutError(f"--to takes a digest (sha256:...) or repository@digest, not {to!r}")
+        check_repository(service, repository, to)
+        return to
+
     builds = store.current_builds()
     build = builds.get(service.image)
     if build is None or not build.manifest_digest:
         raise RolloutError(f"{service.name}: no pushed build of {service.image!r}; give --to DIGEST")
     return f"{repository}@{build.manifest_digest}"
+
+
+def check_repository(service: ServiceConfig, repository: str, image: str) -> None:
+    """A service runs images of its own repository only: anything else is refused before it is pulled."""
+    if image.partition("@")[0] != repository:
+        raise RolloutError(f"{service.name} runs images of {repository} only, not {image.partition('@')[0]}: "
+                           f"refusing {image}")
 
 
 def rollout_plan(config: Config, service: ServiceConfig, to_image: str, *, strategy: str | None = None
@@ -95,6 +104,7 @@ def rollback_service(config: Config, store: Store, name: str, *, target: Rollout
     last = store.last_rollout(name, state="succeeded")
     if last is None or not last.from_image:
         raise RolloutError(f"{name}: no earlier image to roll back to")
+    check_repository(service, _repository(config, service.image), last.from_image)  # the store is not trusted
     plan = rollout_plan(config, service, last.from_image, strategy="rolling")
     return roll_out(store, target or make_target(config, services=[service]), plan,
                     progress=progress if callable(progress) else None)
@@ -106,6 +116,10 @@ def resume_service_rollouts(config: Config, store: Store, *, target: RolloutTarg
     out = []
     for row in store.rollouts(unfinished=True):
         service = service_config(config, row.service)
+        repository = _repository(config, service.image)
+        for image in (row.to_image, row.from_image):
+            if image:
+                check_repository(service, repository, image)  # the store is not trusted
         out.append(resume(store, target or make_target(config, services=[service]), row.id, progress=say))
     return out
 

@@ -406,9 +406,10 @@ def _write_policy_document(path: Path, document: dict[str, Any]) -> None:
 def write_policy(config: SignConfig, keys: SigningKeys, *, scopes: Sequence[str]) -> Path:
     """Require a signature by ``keys`` for every image under ``scopes`` in patchline's policy.json.
 
-    Everything else keeps ``insecureAcceptAnything``: patchline only requires signatures
-    for what it publishes. Scopes already in the file are kept. Returns the file
-    (:func:`policy_path`).
+    Everything else is rejected (``default: reject``, also over an older file that accepted anything): what
+    pulls through this policy is what patchline starts, and an image outside the services' repositories must
+    never start through it unsigned. Scopes and other transports already in the file are kept. Returns the
+    file (:func:`policy_path`).
     """
     if isinstance(scopes, str) or not scopes:
         raise SignError("write_policy needs at least one scope (a registry host or HOST/NAMESPACE)")
@@ -420,7 +421,7 @@ def write_policy(config: SignConfig, keys: SigningKeys, *, scopes: Sequence[str]
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path.parent):
             document = _load_policy(path)
-            document.setdefault("default", [{"type": "insecureAcceptAnything"}])
+            document["default"] = [{"type": "reject"}]
             docker = document.setdefault("transports", {}).setdefault("docker", {})
             for scope in scopes:
                 docker[scope] = [dict(requirement)]

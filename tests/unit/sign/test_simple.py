@@ -213,7 +213,7 @@ def test_write_policy_requires_the_key_for_the_scopes_and_accepts_the_rest(tmp_p
     assert path == tmp_path / "etc" / "policy.json"
     signed_by = [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(keys.gpg_public_key)}]
     assert json.loads(path.read_text()) == {
-        "default": [{"type": "insecureAcceptAnything"}],
+        "default": [{"type": "reject"}],  # nothing outside the scopes starts through patchline's policy
         "transports": {"docker": {"127.0.0.1:5000/example": signed_by, "localhost:6000": signed_by}},
     }
 
@@ -244,6 +244,14 @@ def test_write_policy_keeps_a_default_and_other_transports_already_there(tmp_pat
     assert document["default"] == [{"type": "reject"}]
     assert document["transports"]["docker-daemon"] == {"": [{"type": "insecureAcceptAnything"}]}
     assert list(document["transports"]["docker"]) == ["127.0.0.1:5000"]
+
+
+def test_write_policy_turns_an_accept_anything_default_into_reject(tmp_path: Path) -> None:
+    # An older patchline wrote insecureAcceptAnything: `rollout --to` another repository's unsigned image started.
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {}}}))
+    write_policy(SignConfig(policy=path), keys_in(tmp_path), scopes=["127.0.0.1:5000/example"])
+    assert json.loads(path.read_text())["default"] == [{"type": "reject"}]
 
 
 def test_write_policy_default_path_is_under_xdg_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
