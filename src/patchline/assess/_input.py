@@ -145,6 +145,8 @@ def read_sbom_file(path: Path) -> ScanInput:
         doc = json.loads(text)
     except ValueError as exc:
         raise SbomError(f"{path} is not JSON: {exc}") from exc
+    except RecursionError as exc:  # hostile nesting: a clear error, not a traceback
+        raise SbomError(f"{path} is nested too deeply to be an SBOM") from exc
     if isinstance(doc, dict) and doc.get("schema") == "patchline/inventory/v1":
         from patchline.sbom import load_inventory_json
 

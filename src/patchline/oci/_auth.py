@@ -295,6 +295,16 @@ def pull_scope(repository: str) -> str:
     return f"repository:{repository}:pull"
 
 
+_TOKEN_RESPONSE_MAX = 1 << 20  # a token response is a few KB; anything past this is not one
+
+
+def _authority(url: str) -> str:
+    """``host[:port]`` of a URL, lower-cased."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc.rpartition("@")[2].lower()
+
+
 @dataclass(slots=True)
 class _Token:
     value: str
@@ -306,7 +316,10 @@ class RegistryAuthenticator:
 
     ``credentials`` is looked up lazily, only when the registry asks for them,
     so that an anonymous pull never trips over an unrelated credential file.
-    ``repository=None`` authenticates for the registry's catalog.
+    ``repository=None`` authenticates for the registry's catalog. Challenges are
+    learned only from ``host`` (the registry's API host, not a blob store it
+    redirects to), and credentials go to an https token realm only, or to a plain
+    HTTP one on the registry's own host when the registry is ``insecure``.
     """
 
     def __init__(
@@ -316,9 +329,13 @@ class RegistryAuthenticator:
         registry: str,
         repository: str | None,
         store: CredentialStore,
+        host: str | None = None,
+        insecure: bool = False,
     ) -> None:
         self._client = client
         self._registry = registry
+        self._host = host or registry
+        self._insecure = insecure
         self._repository = repository
         self._store = store
         self._lock = threading.Lock()
@@ -357,6 +374,8 @@ class RegistryAuthenticator:
 
     def on_unauthorized(self, response: httpx.Response, *, had_auth: bool) -> bool:
         """Learn from a 401: True if a retry with new headers may succeed."""
+        if _authority(str(response.url)) != self._host:
+            return False  # a redirect target (a blob store) does not choose where credentials go
         challenges = parse_www_authenticate(response.headers.get("WWW-Authenticate", ""))
         chosen = next((c for c in challenges if c.scheme == "bearer"), None) or next(
             (c for c in challenges if c.scheme == "basic"), None
@@ -403,6 +422,9 @@ class RegistryAuthenticator:
         realm = challenge.params.get("realm")
         if not realm or not realm.startswith(("https://", "http://")):
             raise AuthError(f"{self._registry} sent a Bearer challenge without a usable realm")
+        if realm.startswith("http://") and not (self._insecure and _authority(realm) == self._host):
+            raise AuthError(f"{self._registry} names a plain-HTTP token server ({_authority(realm)}): patchline "
+                            "sends credentials over https only (plain HTTP only to an insecure registry itself)")
         service = challenge.params.get("service")
         credential = self.credential()
         try:
@@ -441,8 +463,13 @@ class RegistryAuthenticator:
             raise RegistryError(
                 f"the token server of {self._registry} answered HTTP {response.status_code}"
             )
+        if len(response.content) > _TOKEN_RESPONSE_MAX:
+            raise RegistryError(f"the token server of {self._registry} sent more than "
+                                f"{_TOKEN_RESPONSE_MAX // 1024} KiB")
         try:
             doc = response.json()
+        except RecursionError as exc:
+            raise RegistryError(f"the token server of {self._registry} sent JSON nested too deeply") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RegistryError(
                 f"the token server of {self._registry} sent a response that is not JSON"

@@ -33,6 +33,8 @@ class DockerArchiveSource(StoreSource):
             manifest = json.loads(read_small(self._store, "manifest.json", "manifest.json"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ManifestError(f"{self._reference}: manifest.json is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise ManifestError(f"{self._reference}: manifest.json is nested too deeply") from exc
         if not isinstance(manifest, list) or not manifest or not all(isinstance(e, dict) for e in manifest):
             raise ManifestError(f"{self._reference}: manifest.json is not a list of images")
         if self._name is None:

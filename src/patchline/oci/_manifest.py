@@ -52,6 +52,8 @@ def load_json(data: bytes, what: str) -> Mapping[str, Any]:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a few hundred KB of nested brackets: hostile, not a manifest
+        raise ManifestError(f"{what} is nested too deeply to be a manifest, index or config") from exc
     if not isinstance(doc, dict):
         raise ManifestError(f"{what} is not a JSON object")
     return doc

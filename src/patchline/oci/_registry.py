@@ -91,6 +91,8 @@ class RegistryAPI:
             registry=registry,
             repository=repository,
             store=auth if auth is not None else CredentialStore.from_environment(),
+            host=self._host,
+            insecure=insecure,
         )
         self._base: str | None = None
         self._base_lock = threading.Lock()

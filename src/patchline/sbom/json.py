@@ -157,6 +157,8 @@ def load_inventory_json(text: str | bytes) -> Inventory:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SbomError(f"inventory JSON does not parse: {exc}") from exc
+    except RecursionError as exc:
+        raise SbomError("inventory JSON is nested too deeply") from exc
     root = _obj(doc, "$")
     schema = root.get("schema")
     if schema != SCHEMA:

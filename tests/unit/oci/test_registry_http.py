@@ -260,3 +260,38 @@ def test_blob_redirect_to_storage_drops_credentials(stub_registry: StubRegistry)
     (storage_request,) = storage.requests
     assert storage_request.query == {"sig": ["1"]}
     assert "Authorization" not in storage_request.headers
+
+
+# -- where credentials may go ----------------------------------------------------
+
+
+def _challenging(stub: StubRegistry, realm: str) -> None:
+    """Every manifest request answers 401 with a Bearer challenge naming ``realm``."""
+    challenge = {"WWW-Authenticate": f'Bearer realm="{realm}",service="stub",scope="repository:test/img:pull"'}
+    stub.routes[f"/v2/{REPO}/manifests/1"] = Reply(401, b"{}", challenge)
+
+
+@pytest.mark.parametrize("insecure", [False, True])
+def test_a_plain_http_token_realm_on_another_host_gets_no_credentials(
+        stub_registry: StubRegistry, tmp_path: Path, insecure: bool) -> None:
+    evil = StubRegistry()
+    try:
+        _challenging(stub_registry, f"{evil.url}/token")
+        path = tmp_path / "auth.json"
+        encoded = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+        path.write_text(json.dumps({"auths": {stub_registry.host: {"auth": encoded}}}))
+        ref = ImageRef(stub_registry.host, REPO, "1")
+        with RegistrySource(ref, insecure=True, auth=CredentialStore([path])) as source:
+            source._auth._insecure = insecure  # the registry itself may be plain HTTP; the realm is elsewhere
+            with pytest.raises(AuthError, match="plain-HTTP token server"):
+                source.resolve()
+        assert evil.requests == []  # not even asked: the password never left
+    finally:
+        evil.close()
+
+
+def test_an_oversized_token_response_is_refused(stub_registry: StubRegistry, no_credentials: CredentialStore) -> None:
+    _challenging(stub_registry, f"{stub_registry.url}/token")
+    stub_registry.routes["/token"] = Reply(200, b'{"token": "' + b"a" * (2 << 20) + b'"}')
+    with _source(stub_registry, no_credentials) as source, pytest.raises(RegistryError, match="more than 1024 KiB"):
+        source.resolve()
