@@ -55,7 +55,7 @@ def make_engine(url: str) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(database))
             except OSError as exc:
                 raise StoreError(f"cannot create the store's directory for {database}: {exc}") from exc
         engine = create_engine(url, connect_args={"timeout": 60})
@@ -67,6 +67,16 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True)
     raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
+
+
+def _private_file(path: Path) -> None:
+    """Create the store's file 0600 (in a directory made 0700 when patchline makes it): the store names every
+    image, workload and rollout, and whoever can write it steers what patchline runs. SQLite gives its -wal and
+    -shm files the database's permissions. An existing file or directory is left as its owner set it."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_setup(engine: Engine) -> None:
