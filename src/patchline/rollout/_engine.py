@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from patchline import _clock
-from patchline._config import HealthCheckConfig
 from patchline._owner import owner_dead, owner_id
 from patchline.errors import Error, RolloutError, SignatureRefused, UnpromotableError
 from patchline.events.interface import EventDraft, EventType
@@ -64,19 +65,27 @@ def digest_of(image: str | None) -> str | None:
     return image.rpartition("@")[2] if image and "@" in image else None
 
 
+def spec_hash(spec: ServiceSpec) -> str:
+    """SHA-256 of everything a replica is started with (environment values included)."""
+    doc = dataclasses.asdict(spec)
+    doc["health"] = spec.health.model_dump()
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _spec_dict(plan: RolloutPlan) -> dict[str, Any]:
+    # What is stored is for people (and a hash to tell a change): a resumed rollout never starts containers
+    # from it, since whoever can write the store could add --privileged; environment values (secrets) are
+    # never stored, only their names.
     spec = dataclasses.asdict(plan.spec)
     spec["health"] = plan.spec.health.model_dump()
-    return {"service": spec, "max_unavailable": plan.max_unavailable, "bake_seconds": plan.bake_seconds}
+    spec["env"] = sorted(plan.spec.env)
+    return {"service": spec, "spec_sha256": spec_hash(plan.spec), "max_unavailable": plan.max_unavailable,
+            "bake_seconds": plan.bake_seconds}
 
 
-def _plan_from(row: RolloutRow) -> RolloutPlan:
-    raw = dict(row.spec["service"])
-    raw["health"] = HealthCheckConfig.model_validate(raw["health"])
-    raw["env"] = dict(raw.get("env") or {})
-    raw["command"] = tuple(raw.get("command") or ())
-    raw["podman_args"] = tuple(raw.get("podman_args") or ())
-    return RolloutPlan(spec=ServiceSpec(**raw), to_image=row.to_image, strategy=Strategy(row.strategy),
+def _plan_from(row: RolloutRow, spec: ServiceSpec) -> RolloutPlan:
+    """The rollout's plan: where to and how from the row, the service's spec from the configuration now."""
+    return RolloutPlan(spec=spec, to_image=row.to_image, strategy=Strategy(row.strategy),
                        max_unavailable=int(row.spec["max_unavailable"]), bake_seconds=float(row.spec["bake_seconds"]))
 
 
@@ -326,7 +335,7 @@ def roll_out(store: Store, target: RolloutTarget, plan: RolloutPlan, *, progress
     say = progress or (lambda _m: None)
     for earlier in store.rollouts(service=plan.spec.name, unfinished=True):
         say(f"{plan.spec.name}: resuming rollout {earlier.id} left unfinished")
-        resume(store, target, earlier.id, progress=progress)
+        resume(store, target, earlier.id, spec=plan.spec, progress=progress)
     if "@" not in plan.to_image:
         raise RolloutError(f"roll out by digest (repository@sha256:...), not {plan.to_image}")
     check_promotable(store, plan.to_image)
@@ -381,11 +390,14 @@ def _recorded(store: Store, target: RolloutTarget, result: RolloutResult, say: P
     return result
 
 
-def resume(store: Store, target: RolloutTarget, rollout_id: int, *, progress: Progress | None = None
-           ) -> RolloutResult:
-    """Finish (or finish rolling back) a rollout whose driver is gone."""
+def resume(store: Store, target: RolloutTarget, rollout_id: int, *, spec: ServiceSpec,
+           progress: Progress | None = None) -> RolloutResult:
+    """Finish (or finish rolling back) a rollout whose driver is gone, with the service's ``spec`` as the
+    configuration says it now (never the flags, environment or command read back from the store)."""
     row = store.rollout(rollout_id)
-    plan = _plan_from(row)
+    if spec.name != row.service:
+        raise RolloutError(f"rollout {rollout_id} is of {row.service}, not {spec.name}")
+    plan = _plan_from(row, spec)
     if row.finished:
         return RolloutResult(row.id, row.service, RolloutState(row.state), row.from_image, row.to_image, row.reason,
                              row.timings)
@@ -396,13 +408,17 @@ def resume(store: Store, target: RolloutTarget, rollout_id: int, *, progress: Pr
                            f"(last heard of {row.heartbeat_at:%H:%M:%S}); wait for it or stop it")
     driver = _Driver(store, target, plan, rollout_id, progress, {k: float(v) for k, v in row.timings.items()})
     say = progress or (lambda _m: None)
+    if row.spec.get("spec_sha256") != spec_hash(spec):
+        say(f"{row.service}: its configuration changed since rollout {rollout_id} started (or the stored spec "
+            "was altered); resuming with the configuration as it is now")
     if row.state == RolloutState.ROLLING_BACK.value:
         return _recorded(store, target, driver.roll_back(row.reason), say)
     return _recorded(store, target, driver.forward(), say)
 
 
-def resume_all(store: Store, target_for: Callable[[str], RolloutTarget], *, progress: Progress | None = None
-               ) -> list[RolloutResult]:
-    """Resume every unfinished rollout (what a restarted patchline does first)."""
-    return [resume(store, target_for(row.service), row.id, progress=progress)
+def resume_all(store: Store, target_for: Callable[[str], RolloutTarget], spec_for: Callable[[str], ServiceSpec], *,
+               progress: Progress | None = None) -> list[RolloutResult]:
+    """Resume every unfinished rollout (what a restarted patchline does first); ``spec_for`` gives each service's
+    spec from the configuration."""
+    return [resume(store, target_for(row.service), row.id, spec=spec_for(row.service), progress=progress)
             for row in store.rollouts(unfinished=True)]

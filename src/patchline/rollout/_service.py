@@ -120,7 +120,8 @@ def resume_service_rollouts(config: Config, store: Store, *, target: RolloutTarg
         for image in (row.to_image, row.from_image):
             if image:
                 check_repository(service, repository, image)  # the store is not trusted
-        out.append(resume(store, target or make_target(config, services=[service]), row.id, progress=say))
+        out.append(resume(store, target or make_target(config, services=[service]), row.id,
+                          spec=service_spec(config, service), progress=say))
     return out
 
 

@@ -6,8 +6,9 @@ under test is the engine's sequencing, which these tests observe at every target
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ class MemoryTarget:
     min_healthy: int = 99
     crash_on: Callable[[str, int, str], bool] | None = None
     recorded: list[dict[int, str]] = field(default_factory=list)  # what record_running saw, each time
+    started_with: list[tuple[tuple[str, ...], dict[str, str], tuple[str, ...]]] = field(default_factory=list)
 
     def healthy(self) -> int:
         return sum(1 for s in self.slots.values() if s.running and s.image not in self.broken)
@@ -75,6 +77,7 @@ class MemoryTarget:
         return {s: self.replicas(s) for s in services}
 
     def start(self, spec: ServiceSpec, index: int, *, image: str, image_id: str, rollout_id: int) -> Replica:
+        self.started_with.append((tuple(spec.podman_args), dict(spec.env), tuple(spec.command)))
         self.slots.pop(index, None)
         self.min_healthy = min(self.min_healthy, self.healthy())
         self._note("start", index, image)
@@ -259,7 +262,7 @@ def _resume_as_other_owner(store: Store, target: MemoryTarget, rollout_id: int, 
 
     with store.engine.begin() as conn:
         conn.execute(update(Rollout).where(Rollout.id == rollout_id).values(owner=f"{socket.gethostname()}:999999"))
-    return resume(store, target, rollout_id)
+    return resume(store, target, rollout_id, spec=_spec())
 
 
 def test_killed_during_the_bake_the_canary_is_baked_again_before_the_waves(store: Store) -> None:
@@ -280,4 +283,32 @@ def test_killed_during_the_bake_the_canary_is_baked_again_before_the_waves(store
     result = _resume_as_other_owner(store, target, row.id, engine)
     assert result.state is RolloutState.SUCCEEDED
     assert store.rollout(row.id).timings["bake"] >= 0.3  # baked again after the restart
+    assert {s.image for s in target.slots.values()} == {NEW}
+
+
+def test_a_resumed_rollout_runs_the_configuration_not_what_the_store_says(store: Store) -> None:
+    """Whoever can write the store must not choose podman flags: a tampered row's spec is never executed, and
+    no environment value (a secret) is stored."""
+    target = _fleet()
+    secret = replace(_spec(), env={"API_TOKEN": "s3cr3t"})
+    target.crash_on = lambda what, index, image: (what, index) == ("start", 1) and image == NEW
+    with pytest.raises(Crash):
+        roll_out(store, target, replace(_plan(Strategy.CANARY), spec=secret))
+    target.crash_on = None
+    row = store.rollouts(service="web", unfinished=True)[0]
+    assert "s3cr3t" not in json.dumps(row.spec) and row.spec["service"]["env"] == ["API_TOKEN"]
+    from sqlalchemy import update
+
+    from patchline.store._schema import Rollout
+
+    tampered = {**row.spec, "service": {**row.spec["service"], "podman_args": ["--privileged"],
+                                        "command": ["sh", "-c", "evil"]}}
+    with store.engine.begin() as conn:
+        conn.execute(update(Rollout).where(Rollout.id == row.id).values(spec=json.dumps(tampered)))
+    target.started_with.clear()
+    import patchline.rollout._engine as engine
+
+    _resume_as_other_owner(store, target, row.id, engine)
+    assert target.started_with and all(args == () and env == {} and cmd == ()
+                                       for args, env, cmd in target.started_with)
     assert {s.image for s in target.slots.values()} == {NEW}
