@@ -252,6 +252,11 @@ class ServiceConfig(_Section):
     env: dict[str, str] = Field(default_factory=dict)
     command: tuple[str, ...] = Field(default=(), description="Arguments replacing the image's command")
     podman_args: tuple[str, ...] = Field(default=(), description="Extra podman run flags (hardening, limits)")
+    capabilities: tuple[str, ...] = Field(default=(), description="Linux capabilities the replicas keep "
+                                          "(all others are dropped), e.g. NET_BIND_SERVICE")
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+[bkmg]?$", description="Memory limit, e.g. 512m")
+    pids_limit: int = Field(default=1024, ge=16, description="Processes a replica may have")
+    userns_auto: bool = Field(default=False, description="A user namespace of its own (needs /etc/subuid)")
     health: HealthCheckConfig = HealthCheckConfig()
     strategy: Literal["rolling", "canary", "all-at-once"] = "rolling"
     max_unavailable: int = Field(default=1, ge=1, description="Replicas that may be down at once while rolling")

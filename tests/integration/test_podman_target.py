@@ -160,7 +160,13 @@ def test_command_health_checks_run_in_the_replica(
     assert (running.healthy, running.detail) == (True, "running")
 
     healthy = target.probe(spec(HealthCheckConfig(command='test "$GREETING" = hi && test -f /www/healthz')), 0)
-    assert (healthy.healthy, healthy.detail) == (True, "exit 0")
+    assert (healthy.healthy, healthy.detail) == (True, "exit 0")  # the environment came through the env file
+    # Least privilege: no capability, no new privileges, a process limit.
+    [info] = json.loads(subprocess.run(["podman", "inspect", f"patchline-{service}-0"], capture_output=True,
+                                       text=True, check=True).stdout)
+    assert info["EffectiveCaps"] in ([], None), info["EffectiveCaps"]
+    assert "no-new-privileges" in " ".join(info["HostConfig"]["SecurityOpt"] or [])
+    assert info["HostConfig"]["PidsLimit"] == 1024
     failing = target.probe(spec(HealthCheckConfig(command="cat /www/missing")), 0)
     assert (failing.healthy, failing.detail) == (
         False, "exit 1: cat: can't open '/www/missing': No such file or directory")

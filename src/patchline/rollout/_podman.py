@@ -16,12 +16,15 @@ killed after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shlex
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -141,11 +144,12 @@ class PodmanTarget:
         Whatever held the slot is stopped and removed first. The replica is returned
         as started (running, no restarts); :meth:`probe` tells whether it serves.
         """
-        argv = run_argv(spec, index, image=image, image_id=image_id, rollout_id=rollout_id,
-                        stop_timeout=self._stop_timeout)
         name = spec.container_name(index)
-        # One podman call, occupied slot or not: --replace stops and removes whatever holds the name.
-        proc = _podman(argv, check=False)
+        with _env_file(spec.env) as env_file:
+            argv = run_argv(spec, index, image=image, image_id=image_id, rollout_id=rollout_id,
+                            stop_timeout=self._stop_timeout, env_file=env_file)
+            # One podman call, occupied slot or not: --replace stops and removes whatever holds the name.
+            proc = _podman(argv, check=False)
         if proc.returncode != 0:
             # A run that fails to start (a port in use) leaves its container created: free the slot.
             _podman(["podman", "rm", "--force", "--ignore", name], check=False)
@@ -200,14 +204,24 @@ class PodmanTarget:
 
 
 def run_argv(spec: ServiceSpec, index: int, *, image: str, image_id: str, rollout_id: int,
-             stop_timeout: int = DEFAULT_STOP_TIMEOUT) -> list[str]:
+             stop_timeout: int = DEFAULT_STOP_TIMEOUT, env_file: Path | None = None) -> list[str]:
     """``podman run -d`` for replica ``index``.
 
-    The service's podman_args come after patchline's defaults (restart policy, stop
-    timeout), so they can change them, and before the name and labels, so they
-    cannot change what identifies the replica.
+    Least privilege by default: every capability dropped but the ones the service
+    declares, no new privileges, a process limit (and memory, user namespace when
+    configured). The service's podman_args come after patchline's defaults, so they
+    can change them, and before the name and labels, so they cannot change what
+    identifies the replica. Environment values go through ``env_file`` (0600, never
+    on a command line that ``ps`` shows); without one they are passed as ``--env``.
     """
+    hardening = ["--cap-drop=all", *(f"--cap-add={c}" for c in spec.capabilities),
+                 "--security-opt=no-new-privileges", f"--pids-limit={spec.pids_limit}"]
+    if spec.memory:
+        hardening.append(f"--memory={spec.memory}")
+    if spec.userns_auto:
+        hardening.append("--userns=auto")
     argv = ["podman", "run", "--detach", "--replace", "--restart", RESTART_POLICY, "--stop-timeout", str(stop_timeout),
+            *hardening,
             *spec.podman_args,
             "--name", spec.container_name(index),
             "--label", f"{LABEL_SERVICE}={spec.name}",
@@ -217,9 +231,30 @@ def run_argv(spec: ServiceSpec, index: int, *, image: str, image_id: str, rollou
     host_port = spec.host_port_of(index)
     if spec.port is not None and host_port is not None:
         argv += ["--publish", f"127.0.0.1:{host_port}:{spec.port}"]
-    for key, value in spec.env.items():
-        argv += ["--env", f"{key}={value}"]
+    if env_file is not None:
+        argv += ["--env-file", str(env_file)]
+    else:
+        for key, value in spec.env.items():
+            argv += ["--env", f"{key}={value}"]
     return [*argv, image_id, *spec.command]
+
+
+@contextlib.contextmanager
+def _env_file(env: Mapping[str, str]) -> Iterator[Path | None]:
+    """The service's environment in a 0600 file in a 0700 directory, removed once podman has read it."""
+    if not env:
+        yield None
+        return
+    for key, value in env.items():
+        if "\n" in key or "\n" in value or "=" in key:
+            raise HostError(f"environment variable {key!r}: a name with '=' or a newline in a name or value "
+                            "cannot go through an env file")
+    with tempfile.TemporaryDirectory(prefix="patchline-env-") as tmp:
+        path = Path(tmp) / "env"
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.writelines(f"{k}={v}\n" for k, v in env.items())
+        yield path
 
 
 def parse_replicas(ps_json: str) -> list[Replica]:

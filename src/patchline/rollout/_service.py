@@ -35,7 +35,9 @@ def _repository(config: Config, image: str) -> str:
 def service_spec(config: Config, service: ServiceConfig) -> ServiceSpec:
     return ServiceSpec(name=service.name, repository=_repository(config, service.image), replicas=service.replicas,
                        port=service.port, host_port=service.host_port, env=dict(service.env),
-                       command=service.command, podman_args=service.podman_args, health=service.health)
+                       command=service.command, podman_args=service.podman_args, health=service.health,
+                       capabilities=service.capabilities, memory=service.memory, pids_limit=service.pids_limit,
+                       userns_auto=service.userns_auto)
 
 
 def resolve_image(config: Config, store: Store, service: ServiceConfig, to: str | None) -> str:

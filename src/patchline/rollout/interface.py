@@ -51,6 +51,10 @@ class ServiceSpec:
     command: tuple[str, ...] = ()
     podman_args: tuple[str, ...] = ()
     health: HealthCheckConfig = field(default_factory=HealthCheckConfig)
+    capabilities: tuple[str, ...] = ()  # kept; every other capability is dropped
+    memory: str | None = None
+    pids_limit: int = 1024
+    userns_auto: bool = False
 
     def container_name(self, replica: int) -> str:
         return f"patchline-{self.name}-{replica}"

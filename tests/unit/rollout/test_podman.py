@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from patchline._config import HealthCheckConfig
+from patchline.errors import HostError
 from patchline.rollout._podman import (
     DEFAULT_STOP_TIMEOUT,
     RESTART_POLICY,
@@ -156,3 +157,30 @@ def test_pull_goes_through_the_policy_with_tls_off_only_for_insecure_hosts(tmp_p
     assert target.pull(IMAGE) == IMAGE_ID
     target.pull("127.0.0.1:5001/example/web@sha256:" + "b" * 64)
     assert calls == [(IMAGE, policy, True), ("127.0.0.1:5001/example/web@sha256:" + "b" * 64, policy, False)]
+
+
+def test_run_argv_drops_privileges_by_default() -> None:
+    argv = run_argv(spec(), 0, image=IMAGE, image_id=IMAGE_ID, rollout_id=1)
+    assert {"--cap-drop=all", "--security-opt=no-new-privileges", "--pids-limit=1024"} <= set(argv)
+    assert not [a for a in argv if a.startswith(("--cap-add", "--memory", "--userns"))]
+    declared = spec(capabilities=("NET_BIND_SERVICE",), memory="256m", pids_limit=64, userns_auto=True,
+                    podman_args=("--read-only",))
+    argv = run_argv(declared, 0, image=IMAGE, image_id=IMAGE_ID, rollout_id=1)
+    assert {"--cap-add=NET_BIND_SERVICE", "--memory=256m", "--pids-limit=64", "--userns=auto"} <= set(argv)
+    # The service's own flags come after patchline's defaults: podman takes the last value.
+    assert argv.index("--cap-drop=all") < argv.index("--read-only")
+
+
+def test_environment_values_never_reach_the_command_line(tmp_path: Path) -> None:
+    from patchline.rollout._podman import _env_file
+
+    service = spec(env={"API_TOKEN": "s3cr3t", "GREETING": "a=b c"})
+    with _env_file(service.env) as path:
+        assert path is not None
+        argv = run_argv(service, 0, image=IMAGE, image_id=IMAGE_ID, rollout_id=1, env_file=path)
+        assert "s3cr3t" not in " ".join(argv) and pairs(argv, "--env-file") == [str(path)]
+        assert path.read_text() == "API_TOKEN=s3cr3t\nGREETING=a=b c\n"
+        assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    assert not path.exists()  # removed once podman has read it
+    with pytest.raises(HostError, match="newline"), _env_file({"X": "two\nlines"}):
+        pass
