@@ -117,6 +117,40 @@ class LayerCache:
             raise CacheError(f"refusing to cache a layer with a malformed diff_id {diff_id!r}")
         return self.root / "layers" / algorithm / f"{hexpart}-{self._fingerprint}.json"
 
+    def _pair_path(self, blob_digest: str) -> Path:
+        algorithm, _, hexpart = blob_digest.partition(":")
+        if not algorithm.isalnum() or not hexpart or not all(c in "0123456789abcdef" for c in hexpart):
+            raise CacheError(f"refusing to cache a blob with a malformed digest {blob_digest!r}")
+        return self.root / "pairs" / algorithm / hexpart
+
+    def verified_diff_id(self, blob_digest: str) -> str | None:
+        """The diff_id a blob with this digest was read and verified to unpack to, if one was."""
+        try:
+            text = self._pair_path(blob_digest).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text or None
+
+    def put_pair(self, blob_digest: str, diff_id: str) -> None:
+        """Record that the blob ``blob_digest`` was read and unpacks to ``diff_id`` (both checked as it streamed).
+
+        A cache hit rests on this pair, never on the diff_id an image config merely claims: an archive could
+        claim a known clean layer's diff_id and carry other files."""
+        path = self._pair_path(blob_digest)
+        self._path(diff_id)  # validates it
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as fh:
+                    fh.write(diff_id + "\n")
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise CacheError(f"cannot write the layer cache at {path.parent}: {exc}") from exc
+
     def get(self, diff_id: str) -> LayerCatalog | None:
         path = self._path(diff_id)
         try:

@@ -16,7 +16,7 @@ from patchline.inventory._compose import compose
 from patchline.inventory._decompress import TarStream
 from patchline.inventory._walk import LayerCatalog, Matcher, walk_layer
 from patchline.oci._manifest import layer_created_by
-from patchline.oci.interface import Descriptor, ImageSource, ResolvedImage
+from patchline.oci.interface import Descriptor, ImageSource, ResolvedImage, iter_chunks
 
 
 class ScanProgress(Protocol):
@@ -43,6 +43,19 @@ class _NoProgress:
 
     def layer_finished(self, index: int) -> None:
         pass
+
+
+def _recall(cache: LayerCache, source: ImageSource, descriptor: Descriptor, diff_id: Digest) -> LayerCatalog | None:
+    """The cached catalog of a layer, only when its blob is known to unpack to ``diff_id``: a pair patchline
+    verified when it read that blob. In an archive the blob's bytes are hashed first (its name is a claim)."""
+    if cache.verified_diff_id(descriptor.digest) != diff_id:
+        return None
+    cached = cache.get(diff_id)
+    if cached is not None and not source.blobs_content_addressed:
+        with source.open_blob(descriptor) as stream:
+            for _chunk in iter_chunks(stream):  # raises DigestMismatch at the end if the name lies
+                pass
+    return cached
 
 
 def _walk_blob(
@@ -104,7 +117,7 @@ def scan_image(
     catalogs: list[LayerCatalog | None] = []
     missing: list[int] = []
     for index, (descriptor, diff_id) in enumerate(zip(image.layers, diff_ids, strict=True)):
-        cached = cache.get(diff_id) if cache is not None else None
+        cached = _recall(cache, source, descriptor, diff_id) if cache is not None else None
         progress.layer_started(index, descriptor, cached=cached is not None)
         catalogs.append(cached)
         if cached is None:
@@ -116,6 +129,7 @@ def scan_image(
         layer = _walk_blob(source, image.layers[index], diff_ids[index], matcher, index, progress)
         if cache is not None:
             cache.put(layer)
+            cache.put_pair(image.layers[index].digest, layer.diff_id)  # both verified as the blob streamed
         progress.layer_finished(index)
         return layer
 

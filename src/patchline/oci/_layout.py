@@ -205,6 +205,7 @@ def resolve_in_store(
 
 
 class StoreSource:
+    blobs_content_addressed = False  # a file's name in an archive or a directory is a claim, not its content
     """An image source whose blobs are files of a ``BlobStore``; subclasses say which file."""
 
     _store: BlobStore

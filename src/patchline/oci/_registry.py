@@ -274,6 +274,7 @@ def new_registry_client(*, insecure: bool = False, timeout: float = 60.0) -> htt
 
 
 class RegistrySource(RegistryAPI):
+    blobs_content_addressed = True  # blobs are fetched by digest and verified whenever they are read
     """An image in a registry, read through the OCI distribution API.
 
     Transport: HTTPS with certificate verification, for every registry, unless

@@ -60,6 +60,7 @@ def _run(argv: list[str], what: str) -> bytes:
 
 
 class ContainersStorageSource:
+    blobs_content_addressed = True  # root's own storage, layers checked against their diff_id when stored
     def __init__(self, name: str, *, reference: str | None = None, shared_export: Path | None = None) -> None:
         self._name = name
         self._shared = shared_export

@@ -99,7 +99,14 @@ class ResolvedImage:
 
 
 class ImageSource(Protocol):
-    """Where an image is read from. Use as a context manager."""
+    """Where an image is read from. Use as a context manager.
+
+    ``blobs_content_addressed`` is true where a blob's digest names its content without reading it (a
+    registry serves blobs by digest; local containers storage is root's own): a cache may then stand in for
+    the blob. In an archive or a layout directory a digest is only a file's name: the blob is read to trust it.
+    """
+
+    blobs_content_addressed: bool
 
     def resolve(self) -> ResolvedImage:
         """Resolve the reference (an index to the wanted platform) and read the config."""

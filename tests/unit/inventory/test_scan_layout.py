@@ -195,15 +195,84 @@ def _replace_layer_blob(root: Path, old: str, blob: bytes, *, media_type: str | 
     (root / "index.json").write_text(json.dumps(index))
 
 
-def test_warm_scan_reads_no_layer(tmp_path: Path) -> None:
+class _ContentAddressed(LayoutSource):
+    """A layout read as a registry is: a blob's digest names its content without reading it."""
+
+    blobs_content_addressed = True
+
+
+def test_warm_scan_reads_no_layer_where_digests_name_content(tmp_path: Path) -> None:
     layout = tmp_path / "layout"
     digests = write_layout(layout, [[status(stanza("a", "1"))], [metadata(SITE, "p", "1")]])
     cache = LayerCache(tmp_path / "cache", DEFAULT_CATALOGERS)
     cold = scan(layout, cache)
     for i in range(2):
         (layout / "blobs" / "sha256" / digests[f"layer{i}"][7:]).unlink()  # a layer read now would fail
-    warm = scan(layout, cache)
+    with _ContentAddressed(layout) as source:
+        warm = scan_image(source, cache=cache)
     assert warm == cold
+
+
+def test_warm_scan_of_a_layout_hashes_each_blob_and_walks_none(tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    write_layout(layout, [[status(stanza("a", "1"))], [metadata(SITE, "p", "1")]])
+    cache = LayerCache(tmp_path / "cache", DEFAULT_CATALOGERS)
+    cold = scan(layout, cache)
+    seen: list[bool] = []
+
+    class Progress:
+        def resolved(self, image: object) -> None: ...
+        def layer_started(self, index: int, descriptor: object, *, cached: bool) -> None:
+            seen.append(cached)
+        def layer_advanced(self, index: int, done: int) -> None: ...
+        def layer_finished(self, index: int) -> None: ...
+
+    with LayoutSource(layout) as source:
+        warm = scan_image(source, cache=cache, progress=Progress())  # type: ignore[arg-type]
+    assert warm == cold and seen == [True, True]
+
+
+def test_a_lying_diff_id_over_a_warm_cache_is_never_the_cached_clean_layer(tmp_path: Path) -> None:
+    """An archive claims the diff_id of a layer the cache knows as clean but carries other files: the real
+    contents or an error, never the cached clean layer (before: the clean layer, exit 0)."""
+    from tests.support.ocibuild import compress, make_tar, sha256, write_blob
+
+    clean = tmp_path / "clean"
+    digests = write_layout(clean, [[status(stanza("a", "1"))]])
+    cache = LayerCache(tmp_path / "cache", DEFAULT_CATALOGERS)
+    scan(clean, cache)
+    config = json.loads((clean / "blobs" / "sha256" / digests["config"][7:]).read_text())
+    evil_blob = compress(make_tar([status(stanza("backdoor", "6.6.6"))]), "gzip")
+
+    # 1. A new blob under its own (honest) digest, the config claiming the clean diff_id.
+    lying = tmp_path / "lying"
+    shutil.copytree(clean, lying)
+    manifest_path = lying / "blobs" / "sha256" / digests["manifest"][7:]
+    manifest = json.loads(manifest_path.read_text())
+    manifest["layers"][0].update(digest=write_blob(lying, evil_blob), size=len(evil_blob))
+    _rewrite(lying, manifest, config)
+    with pytest.raises((DigestMismatch, LayerError)):
+        scan(lying, cache)
+
+    # 2. The clean blob's name, other bytes in the file.
+    renamed = tmp_path / "renamed"
+    shutil.copytree(clean, renamed)
+    (renamed / "blobs" / "sha256" / digests["layer0"][7:]).write_bytes(evil_blob)
+    with pytest.raises((DigestMismatch, BlobError)):
+        scan(renamed, cache)
+    assert sha256(evil_blob) != digests["layer0"]
+
+
+def _rewrite(layout: Path, manifest: dict[str, object], config: dict[str, object]) -> None:
+    from tests.support.ocibuild import write_blob
+
+    data = json.dumps(config, sort_keys=True).encode()
+    manifest["config"] = {"mediaType": "application/vnd.oci.image.config.v1+json",
+                          "digest": write_blob(layout, data), "size": len(data)}
+    body = json.dumps(manifest, sort_keys=True).encode()
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0].update(digest=write_blob(layout, body), size=len(body))
+    (layout / "index.json").write_text(json.dumps(index))
 
 
 def test_corrupt_cache_entry_is_a_miss(tmp_path: Path) -> None:
