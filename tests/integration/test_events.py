@@ -312,6 +312,7 @@ def test_webhook_refusal_is_retried_while_amqp_goes_on(tmp_path: Path, rabbitmq:
     assert [r.json()["id"] for r in accepted] == ids
     for request in accepted:
         assert request.headers["content-type"] == "application/cloudevents+json"
-        mac = hmac.new(b"shared-key", request.body, hashlib.sha256).hexdigest()
+        signed = f"{request.headers['x-patchline-id']}.{request.headers['x-patchline-timestamp']}.".encode()
+        mac = hmac.new(b"shared-key", signed + request.body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(request.headers["x-patchline-signature"], "sha256=" + mac)
         assert request.json()["source"] == SOURCE

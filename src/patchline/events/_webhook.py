@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from patchline import __version__
+from patchline import __version__, _clock
 from patchline._config import WebhookConfig
 from patchline._http import tls_context
 from patchline.errors import ConfigError, EventError
@@ -46,9 +46,17 @@ def legacy_webhook_sink(url: str) -> str:
     return "webhook:" + url
 
 
-def signature(body: bytes, secret: str) -> str:
-    """``sha256=HEX``: HMAC-SHA256 of the exact body bytes; a receiver recomputes it with the shared secret."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+ID_HEADER = "X-Patchline-Id"
+TIMESTAMP_HEADER = "X-Patchline-Timestamp"
+
+
+def signature(body: bytes, secret: str, *, event_id: str, timestamp: int) -> str:
+    """``sha256=HEX``: HMAC-SHA256 of ``ID.TIMESTAMP.BODY`` (the event ID, the Unix time it was sent, the exact
+    body bytes). A receiver recomputes it with the shared secret from the ``X-Patchline-Id`` and
+    ``X-Patchline-Timestamp`` headers, refuses an old timestamp and an ID it has seen: a captured request
+    cannot be replayed later, and a signature cannot be moved to another event."""
+    signed = f"{event_id}.{timestamp}.".encode() + body
+    return "sha256=" + hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
 
 
 def wanted(event_type: str, prefixes: Sequence[str]) -> bool:
@@ -102,9 +110,10 @@ class WebhookPublisher:
     def request_for(self, event: Event) -> tuple[bytes, dict[str, str]]:
         """The body and headers one event is POSTed with."""
         body = encode(event, source=self.source)
-        headers = {"Content-Type": CONTENT_TYPE}
+        timestamp = int(_clock.now().timestamp())
+        headers = {"Content-Type": CONTENT_TYPE, ID_HEADER: event.event_id, TIMESTAMP_HEADER: str(timestamp)}
         if self._secret is not None:
-            headers[SIGNATURE_HEADER] = signature(body, self._secret)
+            headers[SIGNATURE_HEADER] = signature(body, self._secret, event_id=event.event_id, timestamp=timestamp)
         return body, headers
 
     def _http(self) -> httpx.Client:

@@ -6,7 +6,8 @@ import datetime as dt
 import hashlib
 import hmac
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
@@ -42,18 +43,39 @@ def test_each_event_is_one_signed_post_in_order(receiver: WebhookReceiver) -> No
     for request in receiver.requests:
         assert request.path == "/hook"
         assert request.headers["content-type"] == "application/cloudevents+json"
-        expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+        # Signed: the event ID, the time it was sent and the body, as the receiver sees them.
+        signed = f"{request.headers['x-patchline-id']}.{request.headers['x-patchline-timestamp']}.".encode()
+        expected = hmac.new(secret.encode(), signed + request.body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(request.headers["x-patchline-signature"], f"sha256={expected}")
+        assert request.headers["x-patchline-id"] == request.json()["id"]
         parsed = from_http_event(HTTPMessage(request.headers, request.body))
         assert parsed.get_source() == SOURCE
     assert receiver.requests[1].json()["type"] == "io.patchline.rollout.started"
 
 
+def _signed(request: Any, secret: str, **changes: Any) -> str:
+    parts = {"event_id": request.headers["x-patchline-id"],
+             "timestamp": int(request.headers["x-patchline-timestamp"]), **changes}
+    return signature(request.body, secret, **parts)
+
+
 def test_a_wrong_secret_does_not_verify(receiver: WebhookReceiver) -> None:
     WebhookPublisher(WebhookConfig(url=receiver.url, secret="right"), source=SOURCE).publish(events("image.rebuilt"))
     request = receiver.requests[0]
-    assert request.headers["x-patchline-signature"] != signature(request.body, "wrong")
-    assert request.headers["x-patchline-signature"] == signature(request.body, "right")
+    assert request.headers["x-patchline-signature"] != _signed(request, "wrong")
+    assert request.headers["x-patchline-signature"] == _signed(request, "right")
+
+
+def test_the_signature_covers_the_id_and_the_time(receiver: WebhookReceiver,
+                                                  freeze_clock: Callable[[dt.datetime], None]) -> None:
+    freeze_clock(dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC))
+    WebhookPublisher(WebhookConfig(url=receiver.url, secret="k"), source=SOURCE).publish(events("image.rebuilt"))
+    request = receiver.requests[0]
+    assert request.headers["x-patchline-timestamp"] == "1796472000"
+    # A replay with a fresh timestamp, or the signature moved onto another event, does not verify.
+    assert request.headers["x-patchline-signature"] != _signed(request, "k", timestamp=1796472000 + 3600)
+    assert request.headers["x-patchline-signature"] != _signed(request, "k", event_id="another-event")
+    assert request.headers["x-patchline-signature"] == _signed(request, "k")
 
 
 def test_secret_from_the_environment(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,7 +83,7 @@ def test_secret_from_the_environment(receiver: WebhookReceiver, monkeypatch: pyt
     config = WebhookConfig(url=receiver.url, secret_env="PATCHLINE_TEST_HOOK_KEY")
     WebhookPublisher(config, source=SOURCE).publish(events("image.rebuilt"))
     request = receiver.requests[0]
-    assert request.headers["x-patchline-signature"] == signature(request.body, "from-env")
+    assert request.headers["x-patchline-signature"] == _signed(request, "from-env")
 
 
 def test_a_missing_secret_env_is_refused_not_sent_unsigned(monkeypatch: pytest.MonkeyPatch) -> None:
