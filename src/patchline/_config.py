@@ -73,9 +73,52 @@ class UpdatesConfig(_Section):
     unsafe_skip_signature: bool = Field(default=False, description="Read unsigned or badly signed indexes")
 
 
+class FeedUrlConfig(_Section):
+    """An ``[advisories] feeds`` entry written as a table: a feed URL with its options."""
+
+    url: str
+    allow_http: bool = Field(default=False, description="Accept this plain http:// URL (anyone on the way could "
+                             "change its advisories: pin it with sha256)")
+    sha256: str | None = Field(default=None, description="The SHA-256 of the feed file: any other content is refused")
+
+    @model_validator(mode="after")
+    def _valid(self) -> FeedUrlConfig:
+        if not self.url.startswith(("http://", "https://")) or "#" in self.url:
+            raise ValueError("a feed table's url is an http(s) URL without a #fragment; a directory or zip is a "
+                             "plain string")
+        if self.allow_http and not self.url.startswith("http://"):
+            raise ValueError("allow_http = true is only for an http:// URL")
+        return self
+
+
 class AdvisoriesConfig(_Section):
-    feeds: tuple[str, ...] = Field(default=(), description="OSV feeds: directories, zips or http(s) URLs")
+    feeds: tuple[str, ...] = Field(
+        default=(), description='OSV feeds: directories, zips or https URLs; a table {url = "...", '
+        'allow_http = true, sha256 = "..."} for a URL with options')
     vex: tuple[Path, ...] = Field(default=(), description="OpenVEX documents")
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _feed_tables(cls, value: object) -> object:
+        """A table becomes the one string every command takes (``URL#allow_http&sha256=HEX``); every URL is
+        checked now (plain http, the pin) rather than at the first download."""
+        if not isinstance(value, list | tuple):
+            return value
+        from patchline.advisories.osv import OsvFeed, feed_source  # not at import time: it pulls in httpx and yaml
+        from patchline.errors import FeedError
+
+        out: list[object] = []
+        for entry in value:
+            if isinstance(entry, dict):
+                table = FeedUrlConfig.model_validate(entry)
+                entry = feed_source(table.url, allow_http=table.allow_http, sha256=table.sha256)
+            if isinstance(entry, str) and entry.startswith(("http://", "https://")):
+                try:
+                    OsvFeed(entry)  # reads nothing yet
+                except FeedError as exc:
+                    raise ValueError(str(exc)) from exc
+            out.append(entry)
+        return tuple(out)
 
 
 class StoreConfig(_Section):

@@ -2,10 +2,16 @@
 
 ``OsvFeed(source)`` reads every ``*.json``, ``*.yaml`` and ``*.yml`` record of a
 directory (recursively) or a zip (OSV publishes ``<ECOSYSTEM>/all.zip``: one
-JSON file per advisory), or downloads an http(s) URL of a zip or a single JSON
+JSON file per advisory), or downloads an https URL of a zip or a single JSON
 record into ``default_cache_dir() / "osv"`` (revalidated with ETag /
-Last-Modified). A record that cannot be used is an ``AssessSkip`` with its
-reason; withdrawn records are dropped.
+Last-Modified; at most ``MAX_DOWNLOAD_BYTES``). A record that cannot be used is
+an ``AssessSkip`` with its reason; withdrawn records are dropped.
+
+A plain ``http://`` URL is refused unless the feed allows it, since anyone on
+the path could change its advisories; a SHA-256 pin makes any change an error.
+Both are keyword arguments, or options in the URL's fragment (which is never
+sent), so that a feed stays one string on the command line and in the
+configuration: ``http://mirror/osv/all.zip#allow_http&sha256=<64 hex digits>``.
 
 Parsing thousands of YAML files is slow (seconds), so a directory feed keeps
 the parsed documents as one JSON file keyed by the directory's listing (path,
@@ -23,7 +29,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import httpx
 import yaml
@@ -37,15 +43,20 @@ from patchline.versions import UnknownEcosystem, scheme_for
 from patchline.versions.interface import InvalidVersion, VersionScheme
 from patchline.versions.osv import EventKind, OsvEvent, OsvRange, RangeError
 
-__all__ = ["MAX_RECORD_BYTES", "OsvFeed", "parse_record"]
+__all__ = ["MAX_DOWNLOAD_BYTES", "MAX_RECORD_BYTES", "OsvFeed", "feed_source", "parse_record"]
 
 MAX_RECORD_BYTES = 8 * 1024 * 1024
 """A single advisory record larger than this is skipped, not parsed (OSV records are kilobytes)."""
 
+MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
+"""A feed download larger than this is refused (OSV's largest all.zip, Debian's, is about 100 MB)."""
+
 _SUFFIXES = (".json", ".yaml", ".yml")
 _RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 _EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
-_CACHE_FORMAT = "osv-docs-1"
+_CACHE_FORMAT = "osv-docs-2"  # 2: YAML aliases refused; a cache of format 1 may hold an expanded alias bomb
+_ALIAS_REASON = "YAML aliases are not allowed in an OSV record"
+_SHA256_HEX = frozenset("0123456789abcdef")
 
 _Doc = tuple[str, object, str | None]  # (what, parsed document, reason it could not be read)
 
@@ -60,21 +71,79 @@ _StringLoader.yaml_implicit_resolvers = {
 }
 
 
+def _has_alias(data: bytes) -> bool:
+    """Whether a YAML document uses an alias (``*name``).
+
+    Aliases let a few hundred bytes stand for gigabytes once the document is
+    walked, hashed or written out as JSON ("billion laughs"); OSV records never
+    need them. Only the parser's events are looked at, nothing is constructed.
+    """
+    if b"*" not in data:  # every alias starts with one: most records need no second look
+        return False
+    return any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(data, Loader=_StringLoader))
+
+
 def _decode(what: str, data: bytes) -> _Doc:
     if len(data) > MAX_RECORD_BYTES:
         return (what, None, f"record is {len(data)} bytes, over the {MAX_RECORD_BYTES}-byte limit for one advisory")
+    is_json = what.lower().endswith(".json")
     try:
-        if what.lower().endswith(".json"):
+        if is_json:
             return (what, json.loads(data), None)
+        if _has_alias(data):
+            return (what, None, _ALIAS_REASON)
         return (what, yaml.load(data, Loader=_StringLoader), None)
     except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        kind = "JSON" if what.lower().endswith(".json") else "YAML"
+        kind = "JSON" if is_json else "YAML"
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return (what, None, f"not valid {kind}: {first_line}")
+    except RecursionError:
+        return (what, None, f"not valid {'JSON' if is_json else 'YAML'}: nested too deeply")
+
+
+def feed_source(url: str, *, allow_http: bool = False, sha256: str | None = None) -> str:
+    """The one-string form of a feed URL with its options, as :class:`OsvFeed` reads it."""
+    options = (["allow_http"] if allow_http else []) + ([f"sha256={sha256.lower()}"] if sha256 else [])
+    return f"{url}#{'&'.join(options)}" if options else url
+
+
+def _pin(value: str | None, *, where: str) -> str | None:
+    if value is None:
+        return None
+    pin = value.strip().lower().removeprefix("sha256:")
+    if len(pin) != 64 or not set(pin) <= _SHA256_HEX:
+        raise FeedError(f"{where}: sha256 must be 64 hexadecimal digits, not {value!r}")
+    return pin
+
+
+def _split_source(text: str, *, allow_http: bool, sha256: str | None) -> tuple[str, bool, str | None]:
+    """(URL without fragment, allow_http, SHA-256 pin) of a feed URL, its fragment's options merged in."""
+    url, _, fragment = text.partition("#")
+    pin = _pin(sha256, where=url)
+    for option in filter(None, fragment.split("&")):
+        key, has_value, value = option.partition("=")
+        if key == "allow_http" and value.lower() in ("", "1", "true", "yes"):
+            allow_http = True
+        elif key == "sha256" and has_value:
+            fragment_pin = _pin(value, where=url)
+            if pin is not None and pin != fragment_pin:
+                raise FeedError(f"advisory feed {url} is pinned to two different SHA-256 digests")
+            pin = fragment_pin
+        else:
+            raise FeedError(
+                f"advisory feed {url}: unknown option {option!r} in the URL fragment (known: allow_http, sha256=HEX)"
+            )
+    return url, allow_http, pin
 
 
 class OsvFeed:
-    """OSV records from a directory, a zip file, or an http(s) URL of a zip or one JSON record."""
+    """OSV records from a directory, a zip file, or an https URL of a zip or one JSON record.
+
+    ``allow_http`` accepts a plain ``http://`` URL; ``sha256`` pins the feed
+    file's content (a zip or a single record; not a directory). A URL may carry
+    both in its fragment instead (see the module docstring). A download is at
+    most ``max_download_bytes``.
+    """
 
     def __init__(
         self,
@@ -82,12 +151,28 @@ class OsvFeed:
         *,
         cache_dir: Path | None = None,
         client: httpx.Client | None = None,
+        allow_http: bool = False,
+        sha256: str | None = None,
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
     ) -> None:
         text = os.fspath(source)
         if not text:
             raise FeedError("an advisory feed needs a directory, a zip file or a URL")
+        self._is_url = text.lower().startswith(("http://", "https://"))
+        if self._is_url:
+            text, allow_http, self._sha256 = _split_source(text, allow_http=allow_http, sha256=sha256)
+            if text.lower().startswith("http://") and not allow_http:
+                raise FeedError(
+                    f"advisory feed {text} is plain http://: anyone on the way could change its advisories; "
+                    "use https://, or allow it for this one feed, best with a sha256 pin: a table "
+                    '{url = "...", allow_http = true, sha256 = "..."} in [advisories] feeds, or #allow_http '
+                    "at the end of the URL"
+                )
+        else:
+            self._sha256 = _pin(sha256, where=text)
         self._source = text
-        self._is_url = text.startswith(("http://", "https://"))
+        self._allow_http = allow_http
+        self._max_download = max_download_bytes
         self._cache_dir = cache_dir
         self._client = client
         self._records: list[Advisory | AssessSkip] | None = None
@@ -159,21 +244,39 @@ class OsvFeed:
         return records
 
     def _docs_from_file(self, path: Path, *, display: str) -> tuple[list[_Doc], str]:
+        # One open file for hashing and reading: what is read is what was hashed (and pinned).
         try:
-            data = path.read_bytes()
+            with path.open("rb") as f:
+                head = f.read(4)
+                is_zip = head == b"PK\x03\x04" or display.lower().endswith(".zip")
+                digest = hashlib.sha256(head)
+                kept = [head]  # a single record's bytes, up to one past the record limit
+                size = len(head)
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if not is_zip and size <= MAX_RECORD_BYTES + 1:
+                        kept.append(chunk)
+                revision = "sha256:" + digest.hexdigest()
+                if self._sha256 is not None and digest.hexdigest() != self._sha256:
+                    raise FeedError(
+                        f"advisory feed {display} has SHA-256 {digest.hexdigest()}, but is pinned to {self._sha256}"
+                    )
+                if is_zip:
+                    f.seek(0)
+                    return self._docs_from_zip(f, display=display), revision
         except OSError as exc:
             raise FeedError(f"cannot read advisory feed {display}: {exc.strerror or exc}") from exc
-        revision = "sha256:" + hashlib.sha256(data).hexdigest()
-        if data[:4] == b"PK\x03\x04" or display.lower().endswith(".zip"):
-            return self._docs_from_zip(path, display=display), revision
         name = display if display.lower().endswith(_SUFFIXES) else display + ".json"
-        _, doc, reason = _decode(name, data)
+        if size > MAX_RECORD_BYTES:
+            return [(display, None, f"record is {size} bytes, over the {MAX_RECORD_BYTES}-byte limit")], revision
+        _, doc, reason = _decode(name, b"".join(kept))
         return [(display, doc, reason)], revision
 
-    def _docs_from_zip(self, path: Path, *, display: str) -> list[_Doc]:
+    def _docs_from_zip(self, file: BinaryIO, *, display: str) -> list[_Doc]:
         docs: list[_Doc] = []
         try:
-            with zipfile.ZipFile(path) as archive:
+            with zipfile.ZipFile(file) as archive:
                 for info in sorted(archive.infolist(), key=lambda i: i.filename):
                     if info.is_dir() or not info.filename.lower().endswith(_SUFFIXES):
                         continue
@@ -193,6 +296,8 @@ class OsvFeed:
         return docs
 
     def _docs_from_directory(self, root: Path) -> list[_Doc]:
+        if self._sha256 is not None:
+            raise FeedError(f"advisory feed {root} is a directory: a sha256 pin is for a zip or a single record")
         listing: list[tuple[str, int, int]] = []
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -226,7 +331,9 @@ class OsvFeed:
         downloads = self._cache_root() / "downloads"
         key = hashlib.sha256(self._source.encode()).hexdigest()[:32]
         body, meta_file = downloads / key, downloads / f"{key}.meta.json"
-        headers: dict[str, str] = {}
+        # The body is counted as it arrives: only an identity body can be (a compressed one could inflate by
+        # thousands of times inside a single chunk).
+        headers: dict[str, str] = {"Accept-Encoding": "identity"}
         meta: dict[str, str] = {}
         if body.is_file() and meta_file.is_file():
             with contextlib.suppress(OSError, ValueError):
@@ -239,15 +346,15 @@ class OsvFeed:
         try:
             downloads.mkdir(parents=True, exist_ok=True)
             with client.stream("GET", self._source, headers=headers) as response:
-                if response.status_code == 304 and headers:
+                self._check_response(response)
+                if response.status_code == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
                     return body
                 if response.status_code != 200:
                     raise FeedError(f"advisory feed {self._source} answered HTTP {response.status_code}")
                 fd, tmp = tempfile.mkstemp(dir=downloads, prefix=".part-")
                 try:
                     with os.fdopen(fd, "wb") as out:
-                        for chunk in response.iter_bytes():
-                            out.write(chunk)
+                        self._copy_body(response, out)
                     os.replace(tmp, body)
                 except BaseException:
                     with contextlib.suppress(OSError):
@@ -267,6 +374,41 @@ class OsvFeed:
         finally:
             if self._client is None:
                 client.close()
+
+    def _check_response(self, response: httpx.Response) -> None:
+        """Refuse a redirect to plain http (unless allowed) and a body that is not sent as is."""
+        if not self._allow_http:
+            for hop in (*response.history, response):
+                if hop.url.scheme == "http":
+                    raise FeedError(f"advisory feed {self._source} was redirected to plain http: {hop.url}")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise FeedError(
+                f"advisory feed {self._source} answered with Content-Encoding {encoding!r}, not the identity asked for"
+            )
+        length = response.headers.get("content-length", "")
+        if response.status_code == 200 and length.isdigit() and int(length) > self._max_download:
+            raise FeedError(
+                f"advisory feed {self._source} is {int(length)} bytes, over the {self._max_download}-byte download "
+                "limit"
+            )
+
+    def _copy_body(self, response: httpx.Response, out: BinaryIO) -> None:
+        digest = hashlib.sha256()
+        got = 0
+        for chunk in response.iter_raw(1 << 20):
+            got += len(chunk)
+            if got > self._max_download:
+                raise FeedError(
+                    f"advisory feed {self._source} is over the {self._max_download}-byte download limit"
+                )
+            digest.update(chunk)
+            out.write(chunk)
+        if self._sha256 is not None and digest.hexdigest() != self._sha256:
+            raise FeedError(
+                f"advisory feed {self._source} downloaded with SHA-256 {digest.hexdigest()}, "
+                f"but is pinned to {self._sha256}"
+            )
 
 
 def _read_doc_cache(path: Path) -> list[_Doc] | None:

@@ -1,7 +1,12 @@
 """RPM packages: the SQLite rpmdb (rpm >= 4.16: Fedora 33+, RHEL 9+, openSUSE).
 
 The database is opened from the bytes in memory (``Connection.deserialize``),
-never from a temporary file. Each row of ``Packages`` is one RPM header blob:
+never from a temporary file. It comes from an image, so it is untrusted: its
+schema may not run code (``trusted_schema`` off, read-only), ``Packages`` must be
+the plain table rpm creates (a view or generated column could produce rows or
+bytes without end), rows are streamed one at a time, a blob larger than any rpm
+header is not read, and at most ``max_packages`` rows are read (the rest is a
+skip reason). Each row of ``Packages`` is one RPM header blob:
 
     int32 il, int32 dl               big-endian, il index entries, dl data bytes
     il x (int32 tag, uint32 type, int32 offset, uint32 count)
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from patchline._model import Ecosystem
@@ -47,6 +52,9 @@ _MAX_ENTRIES = 0xFFFF  # rpm's hdrchkTags
 _MAX_DATA = 0x00FFFFFF  # rpm's hdrchkData: 16 MiB
 _ENTRY = struct.Struct(">iIiI")
 _INTRO = struct.Struct(">ii")
+_MAX_BLOB = _INTRO.size + _MAX_ENTRIES * _ENTRY.size + _MAX_DATA  # the largest header rpm's limits allow
+MAX_PACKAGES = 200_000
+"""Rows of ``Packages`` read at most (a full Fedora workstation has about 3,000 packages)."""
 
 _SQLITE_MAGIC = b"SQLite format 3\0"
 
@@ -66,11 +74,15 @@ class RpmCataloger:
         init=False,
     )
     max_file_size: int = 512 * 1024 * 1024
+    max_packages: int = MAX_PACKAGES
 
     def parse(self, path: str, data: bytes) -> FileResult:
         packages: list[Found] = []
         skipped: list[str] = []
-        for hnum, blob in _header_blobs(data):
+        for hnum, blob in _header_blobs(data, max_rows=self.max_packages):
+            if isinstance(blob, str):
+                skipped.append(blob)
+                continue
             try:
                 found = _parse_header(blob)
             except _CorruptHeader as exc:
@@ -81,28 +93,81 @@ class RpmCataloger:
         return FileResult(packages=tuple(packages), skipped=tuple(skipped))
 
 
-def _header_blobs(data: bytes) -> list[tuple[int, bytes]]:
-    if not data.startswith(_SQLITE_MAGIC) or len(data) < 100:
-        raise CatalogError("not an SQLite database (no SQLite header)")
-    if data[18:20] == b"\x02\x02":
-        # WAL mode, as rpm leaves it: an in-memory database cannot use a WAL, so
-        # read it as a rollback-journal database. rpm checkpoints on close, so
-        # the main file holds every committed transaction.
-        data = data[:18] + b"\x01\x01" + data[20:]
-    conn = sqlite3.connect(":memory:")
+def _header_blobs(data: bytes, *, max_rows: int) -> Iterator[tuple[int, bytes | str]]:
+    """(hnum, header blob or why it is skipped) of every row of ``Packages``, one row in memory at a time."""
+    conn = _open_rpmdb(data)
     try:
-        conn.deserialize(data)
-        rows = conn.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
+        rows = conn.execute(
+            "SELECT hnum, typeof(blob), length(blob), CASE WHEN length(blob) <= ? THEN blob END "
+            "FROM Packages ORDER BY hnum LIMIT ?",
+            (_MAX_BLOB, max_rows + 1),
+        )
+        for count, (hnum, kind, size, blob) in enumerate(rows, start=1):
+            if count > max_rows:
+                yield hnum, f"rpmdb Packages has more than {max_rows} rows: only the first {max_rows} are read"
+                return
+            if kind != "blob":
+                raise CatalogError(f"rpmdb Packages row {hnum!r} holds no blob")
+            if blob is None:
+                yield hnum, f"header {hnum}: blob of {size} bytes is over the {_MAX_BLOB}-byte limit of an rpm header"
+                continue
+            yield hnum, blob
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot read the rpmdb Packages table: {exc}") from exc
     finally:
         conn.close()
-    blobs: list[tuple[int, bytes]] = []
-    for hnum, blob in rows:
-        if not isinstance(blob, bytes):
-            raise CatalogError(f"rpmdb Packages row {hnum!r} holds no blob")
-        blobs.append((int(hnum), blob))
-    return blobs
+
+
+def _open_rpmdb(data: bytes) -> sqlite3.Connection:
+    """A read-only in-memory copy of the database whose schema cannot run anything, checked to be rpm's."""
+    if not data.startswith(_SQLITE_MAGIC) or len(data) < 100:
+        raise CatalogError("not an SQLite database (no SQLite header)")
+    conn = sqlite3.connect(":memory:")
+    try:
+        # Before the schema is first read: no function of a view, trigger or generated column runs.
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _MAX_BLOB)  # no string or blob larger than a header
+        if data[18:20] == b"\x02\x02":
+            # WAL mode, as rpm leaves it: an in-memory database cannot use a WAL, so
+            # read it as a rollback-journal database. rpm checkpoints on close, so
+            # the main file holds every committed transaction. The patched copy
+            # lives only until SQLite has its own.
+            patched = bytearray(data)
+            patched[18:20] = b"\x01\x01"
+            conn.deserialize(patched)
+            del patched
+        else:
+            conn.deserialize(data)
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA cell_size_check = ON")
+        _check_schema(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise CatalogError(f"cannot read the rpmdb Packages table: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_schema(conn: sqlite3.Connection) -> None:
+    """``Packages`` must be rpm's plain table: ``hnum INTEGER PRIMARY KEY``, ``blob`` stored, not computed."""
+    objects = conn.execute("SELECT type, sql FROM sqlite_master WHERE name = 'Packages' COLLATE NOCASE").fetchall()
+    if not objects:
+        raise CatalogError("the rpmdb has no Packages table")
+    kind, sql = objects[0]
+    if kind != "table" or str(sql or "").lstrip().upper().startswith("CREATE VIRTUAL"):
+        what = "a virtual table" if kind == "table" else f"a {kind}"
+        raise CatalogError(f"the rpmdb's Packages is {what}, not a table: refused (it could generate rows without end)")
+    columns = {str(name).lower(): (str(type_).upper(), pk, hidden)
+               for _, name, type_, _, _, pk, hidden in conn.execute("PRAGMA table_xinfo('Packages')")}
+    hnum, blob = columns.get("hnum"), columns.get("blob")
+    if hnum is None or blob is None:
+        raise CatalogError("the rpmdb's Packages table has no hnum and blob columns")
+    if hnum[2] or blob[2]:
+        raise CatalogError("the rpmdb's Packages table computes hnum or blob (a generated column): refused")
+    if hnum[:2] != ("INTEGER", 1) or sum(1 for c in columns.values() if c[1]) != 1:
+        raise CatalogError("the rpmdb's Packages table is not rpm's: hnum is not its INTEGER PRIMARY KEY")
 
 
 def _parse_header(blob: bytes) -> Found | None:

@@ -37,12 +37,15 @@ from patchline._http import tls_context
 from patchline.assess.model import PendingUpdate
 from patchline.errors import IndexFormatError, IndexIntegrityError, UpdateSourceError
 from patchline.updates._candidates import CandidateDeb, UpgradePlan
+from patchline.updates._packages import decompress_capped
 from patchline.updates._relations import compare_versions
 
 __all__ = [
+    "MAX_CHANGELOG_TEXT",
     "ChangelogEntry",
     "ChangelogResult",
     "changelog_entries",
+    "changelog_text",
     "cves_since",
     "extract_changelog",
     "iter_ar_members",
@@ -52,7 +55,9 @@ __all__ = [
 CVE_RE = re.compile(r"CVE-\d{4}-\d{4,}")
 _URGENCY = {"low": 1, "medium": 2, "high": 3, "emergency": 4, "critical": 5}
 _CACHE_VERSION = 2
-_MAX_CHANGELOG = 32 * 1024 * 1024
+_MAX_CHANGELOG = 32 * 1024 * 1024  # compressed, as the .deb holds it
+MAX_CHANGELOG_TEXT = 64 * 1024 * 1024
+"""A changelog that decompresses to more than this is not read (Debian's longest are a few MB)."""
 DEFAULT_MAX_DEB_SIZE = 512 * 1024 * 1024
 
 
@@ -105,6 +110,11 @@ def cves_since(entries: Sequence[ChangelogEntry], installed: str) -> tuple[tuple
 def _cve_key(cve: str) -> tuple[int, int]:
     _, year, number = cve.split("-")
     return int(year), int(number)
+
+
+def changelog_text(raw: bytes, *, what: str, max_size: int = MAX_CHANGELOG_TEXT) -> str:
+    """The text of a gzipped changelog; one that decompresses to more than ``max_size`` is an IndexFormatError."""
+    return decompress_capped(raw, path="changelog.gz", max_size=max_size, what=what).decode("utf-8", errors="replace")
 
 
 # --- .deb reading ---------------------------------------------------------------------------------------------------
@@ -318,11 +328,7 @@ def _entries_for(
             except _NoChangelog as missing:
                 _store_cached(cache_dir, deb.sha256, missing)
                 return missing
-        try:
-            text = gzip.decompress(raw).decode("utf-8", errors="replace")
-        except (OSError, EOFError) as exc:
-            raise IndexFormatError(f"the changelog in {url} is not valid gzip: {exc}") from exc
-        entries = changelog_entries(text)
+        entries = changelog_entries(changelog_text(raw, what=f"the changelog in {url}"))
     except UpdateSourceError as exc:
         return str(exc)
     _store_cached(cache_dir, deb.sha256, entries)

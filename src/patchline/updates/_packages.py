@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import lzma
 import os
@@ -20,10 +21,21 @@ from pathlib import Path
 from patchline.errors import IndexFormatError
 from patchline.updates.interface import BinaryPackage
 
-__all__ = ["PARSER_VERSION", "decompress_index", "load_parsed", "parse_packages", "store_parsed"]
+__all__ = [
+    "MAX_INDEX_BYTES",
+    "PARSER_VERSION",
+    "decompress_capped",
+    "decompress_index",
+    "load_parsed",
+    "parse_packages",
+    "store_parsed",
+]
 
 PARSER_VERSION = 1
 """Bump when the parsed form changes: parsed-cache entries are keyed by it."""
+
+MAX_INDEX_BYTES = 512 * 1024 * 1024
+"""A Packages index that decompresses to more than this is refused (Debian's largest is about 100 MB)."""
 
 _FIELDS = {
     "Package": 0,
@@ -104,16 +116,38 @@ def _iter_packages(text: str, origin: str, skip_incomplete: bool) -> Iterator[Bi
         )
 
 
-def decompress_index(data: bytes, *, path: str) -> str:
-    """Decompress a ``Packages``, ``.xz`` or ``.gz`` index by its name and decode it."""
+def decompress_index(data: bytes, *, path: str, max_size: int = MAX_INDEX_BYTES) -> str:
+    """Decompress a ``Packages``, ``.xz`` or ``.gz`` index by its name and decode it.
+
+    An index that decompresses to more than ``max_size`` bytes is an :class:`IndexFormatError`.
+    """
+    out = decompress_capped(data, path=path, max_size=max_size)
+    return out.decode("utf-8", errors="replace")
+
+
+def decompress_capped(data: bytes, *, path: str, max_size: int, what: str | None = None) -> bytes | bytearray:
+    """The bytes of an ``.xz``, ``.gz`` or uncompressed file (told by ``path``'s suffix), at most ``max_size``.
+
+    Decompression streams and stops one chunk past the limit: a small bomb never
+    becomes a large allocation. Errors name ``what`` (default: ``path``).
+    """
+    what = what or path
+    too_big = f"{what}: decompresses to more than the {max_size}-byte limit; refused"
+    if not path.endswith((".xz", ".gz")):
+        if len(data) > max_size:
+            raise IndexFormatError(too_big)
+        return data
+    raw = io.BytesIO(data)
+    out = bytearray()
     try:
-        if path.endswith(".xz"):
-            data = lzma.decompress(data)
-        elif path.endswith(".gz"):
-            data = gzip.decompress(data)
+        with lzma.LZMAFile(raw) if path.endswith(".xz") else gzip.GzipFile(fileobj=raw) as stream:
+            while chunk := stream.read(1 << 20):
+                if len(out) + len(chunk) > max_size:
+                    raise IndexFormatError(too_big)
+                out += chunk
     except (lzma.LZMAError, OSError, EOFError) as exc:
-        raise IndexFormatError(f"{path}: cannot decompress: {exc}") from exc
-    return data.decode("utf-8", errors="replace")
+        raise IndexFormatError(f"{what}: cannot decompress: {exc}") from exc
+    return out
 
 
 def _parsed_path(cache_dir: Path, sha256: str) -> Path:

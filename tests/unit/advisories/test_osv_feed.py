@@ -197,9 +197,9 @@ def test_http_zip_feed_is_cached_and_revalidated(
     ids = _all_zip(pypi_records, root / "all.zip", ("jinja2",))
     assert len(ids) == 5
     cache = tmp_path / "cache"
-    first = OsvFeed(f"{base}/all.zip", cache_dir=cache)
+    first = OsvFeed(f"{base}/all.zip", allow_http=True, cache_dir=cache)
     assert sorted(r.id for r in first.records() if isinstance(r, Advisory)) == sorted(ids)
-    second = OsvFeed(f"{base}/all.zip", cache_dir=cache)
+    second = OsvFeed(f"{base}/all.zip", allow_http=True, cache_dir=cache)
     assert list(second.records()) == list(first.records())
     assert second.revision == first.revision
     assert [entry.split()[-1] for entry in log] == ["200", "304"]  # Last-Modified revalidation
@@ -208,11 +208,11 @@ def test_http_zip_feed_is_cached_and_revalidated(
 def test_http_single_json_record(tmp_path: Path, http_root: tuple[str, Path, list[str]]) -> None:
     base, root, _ = http_root
     shutil.copy(DATA / "debian" / "DSA-5514-1.json", root / "DSA-5514-1.json")
-    (advisory,) = OsvFeed(f"{base}/DSA-5514-1.json", cache_dir=tmp_path / "cache").records()
+    (advisory,) = OsvFeed(f"{base}/DSA-5514-1.json", allow_http=True, cache_dir=tmp_path / "cache").records()
     assert isinstance(advisory, Advisory) and advisory.id == "DSA-5514-1"
 
 
 def test_http_error_is_a_feed_error(tmp_path: Path, http_root: tuple[str, Path, list[str]]) -> None:
     base, _, _ = http_root
     with pytest.raises(FeedError, match="HTTP 404"):
-        list(OsvFeed(f"{base}/missing.zip", cache_dir=tmp_path / "cache").records())
+        list(OsvFeed(f"{base}/missing.zip", allow_http=True, cache_dir=tmp_path / "cache").records())
