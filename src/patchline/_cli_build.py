@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
 from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
 from patchline._cli_rollout import deliver_events
+from patchline._term import escape
 from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import Error
 

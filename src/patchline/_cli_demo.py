@@ -10,13 +10,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
 from patchline._cli_fleet import _dump
 from patchline._cli_pipeline import _run_table, _who
 from patchline._demo import DemoDown, DemoOptions, DemoReport, default_workdir, demo_down, demo_up
+from patchline._term import escape
 from patchline.cli import _emit, _fail, app, stderr
 from patchline.errors import Error
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from patchline import _clock
 from patchline._cli_fleet import DbOption, JsonOption, _dump, _store
+from patchline._term import escape
 from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import Error
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from patchline._term import escape, printable
 from patchline.assess.model import Severity
 from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import ConfigError, Error
@@ -411,7 +411,7 @@ def _fleet_table(summary: FleetSummary, console: Console, *, all_images: bool) -
     if cannot:
         console.print(f"{len(cannot)} image(s) patchline could not check (unknown, not clean):", style="red")
         for e in cannot[:20]:
-            console.print(f"  {_image_label(e.image.refs, e.image.config_digest)}: {e.image.unknown}",
+            console.print(printable(f"  {_image_label(e.image.refs, e.image.config_digest)}: {e.image.unknown}"),
                           markup=False, soft_wrap=True)
     for kind, name, revision in summary.feeds:
         console.print(f"{kind} {escape(name)} at {escape(revision)}", style="dim")

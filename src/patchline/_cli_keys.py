@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from patchline._term import escape
 from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import Error
 

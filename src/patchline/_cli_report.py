@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
+from patchline._term import escape
 from patchline.cli import _emit, _fail, app
 from patchline.errors import Error
 

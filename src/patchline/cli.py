@@ -15,13 +15,13 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from patchline import __version__
 from patchline._config import Config, load_config
 from patchline._model import Inventory
+from patchline._term import escape, printable
 from patchline.assess.model import Assessment, PendingUpdate, Severity
 from patchline.errors import ConfigError, Error
 from patchline.oci.interface import Descriptor, ResolvedImage
@@ -61,9 +61,9 @@ class OutputFormat(enum.StrEnum):
 def _fail(exc: Error) -> NoReturn:
     stderr.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
     if state.verbose and exc.detail:
-        stderr.print(exc.detail, soft_wrap=True, markup=False)
+        stderr.print(printable(exc.detail), soft_wrap=True, markup=False)
     if state.verbose > 1 and exc.__cause__ is not None:
-        stderr.print(f"caused by: {type(exc.__cause__).__name__}: {exc.__cause__}", markup=False)
+        stderr.print(printable(f"caused by: {type(exc.__cause__).__name__}: {exc.__cause__}"), markup=False)
     raise typer.Exit(2)
 
 
@@ -183,8 +183,8 @@ def render_table(inventory: Inventory, console: Console) -> None:
     distro = inventory.distro.pretty_name or inventory.distro.id if inventory.distro else "unknown distro"
     plural = "layer" if len(layers) == 1 else "layers"
     console.print(
-        f"\n{len(inventory.packages)} packages ({by_type}) in {len(layers)} {plural}; {distro}; "
-        f"config {inventory.image.config_digest}",
+        printable(f"\n{len(inventory.packages)} packages ({by_type}) in {len(layers)} {plural}; {distro}; "
+                  f"config {inventory.image.config_digest}"),
         soft_wrap=True,
         markup=False,
     )
@@ -294,12 +294,12 @@ def render_assessment_table(assessment: Assessment, console: Console) -> None:
     severities = ", ".join(f"{k} {v}" for k, v in totals["findings_by_severity"].items() if v) or "none"
     if assessment.unknown:
         lines = "\n".join(f"  - {reason}" for reason in assessment.unknown)
-        console.print(f"\nUNKNOWN: patchline could not check everything in this image, so it is not clean:\n{lines}",
-                      soft_wrap=True, markup=False)
+        console.print(printable(f"\nUNKNOWN: patchline could not check everything in this image, so it is not "
+                                f"clean:\n{lines}"), soft_wrap=True, markup=False)
     console.print(
-        f"\n{assessment.image}: {assessment.state.value}: {totals['pending_updates']} pending updates "
-        f"({totals['pending_sources']} source packages), {totals['findings']} advisories ({severities}; "
-        f"{totals['fixable']} with a fix), {totals['ignored']} ignored, {totals['skipped']} skipped",
+        printable(f"\n{assessment.image}: {assessment.state.value}: {totals['pending_updates']} pending updates "
+                  f"({totals['pending_sources']} source packages), {totals['findings']} advisories ({severities}; "
+                  f"{totals['fixable']} with a fix), {totals['ignored']} ignored, {totals['skipped']} skipped"),
         soft_wrap=True, markup=False,
     )
 
