@@ -10,15 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
+from patchline._owner import owner_dead
+from patchline._term import escape
 from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import Error
 
 if TYPE_CHECKING:
-    from patchline.store import RunRow
+    from patchline.store import RunRow, StepRow
 
 _STATE_STYLE = {"succeeded": "green", "failed": "bold red", "running": "cyan", "awaiting-approval": "yellow"}
 
@@ -54,11 +55,19 @@ def _run_table(run: RunRow, console: Console) -> None:
     for col in ("step", "state", "seconds", "what happened"):
         table.add_column(col)
     for s in run.steps:
-        table.add_row(s.step, s.state, str(s.output.get("seconds", "")), escape(_what(s.step, s.output)))
+        table.add_row(s.step, s.state, str(s.output.get("seconds", "")), escape(_what(s)))
     console.print(table)
 
 
-def _what(step: str, out: Any) -> str:
+def _what(row: StepRow) -> str:
+    """What a step did, or is doing: a step not done has no output to describe yet."""
+    step, out = row.step, row.output
+    if row.state == "running":
+        since = f" since {row.started_at:%H:%M:%S} UTC" if row.started_at else ""
+        gone = "; its process is gone: the next start resumes it" if row.owner and owner_dead(row.owner) else ""
+        return f"running{since} (attempt {row.attempts}, {row.owner}){gone}"
+    if row.state == "pending":
+        return ""
     if "error" in out:
         return str(out["error"])
     if step == "detect":
@@ -77,7 +86,8 @@ def _what(step: str, out: Any) -> str:
         items = out.get("items", [])
         return ", ".join(f"{i['name']} ({'; '.join(r['code'] for r in i['reasons'])})" for i in items) or "nothing"
     if step == "build":
-        return ", ".join(f"{r['name']} {r['status']}" for r in out.get("results", [])) or "nothing to build"
+        return ", ".join(f"{r['name']} {r['status']}" + (f" (attempt {r['attempt']})" if r.get("attempt") else "")
+                         for r in out.get("results", [])) or "nothing to build"
     if step == "rollout":
         return ", ".join(f"{n} {s['state']}" for n, s in out.get("services", {}).items()) or "no services"
     if step == "report":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,11 @@ def test_a_fixed_package_in_two_images_plans_exactly_those_and_their_dependants(
         finally:
             inrelease.write_text(whole)
         assert outage.kept and outage.pending == 0 and any("stable-security" in what for what, _ in outage.skipped)
-        assert reasons(plan_fleet(config, store).plan) == reasons(plan)
+        # The same plan, each item now saying its image could not be checked (unknown, never clean).
+        during = reasons(plan_fleet(config, store).plan)
+        assert during == {name: codes | {ReasonCode.CANNOT_ASSESS} for name, codes in reasons(plan).items()}
+        assert {digest for digest, _why in outage.unknown} >= {i.current.config_digest for i in plan.items
+                                                                if i.current is not None}
 
         cli = subprocess.run([shutil.which("patchline") or "patchline", "plan", "--json"], cwd=tmp_path,
                              capture_output=True, text=True, check=False,
@@ -215,6 +220,8 @@ def test_a_failed_build_blocks_its_dependants_only(tmp_path: Path, registry: Run
         broken = next(r for r in report.results if r.name == "broken")
         assert "buildah bud failed (exit" in broken.error and broken.log is not None
         assert "about to fail" in broken.log.read_text()
+        # The error names what the step printed, not only buildah's exit status.
+        assert 'about to fail; building at STEP "RUN echo about to fail; exit 3"' in broken.error
         child = next(r for r in report.results if r.name == "broken-child")
         assert child.error == "base broken failed"
         assert not report.ok
@@ -304,6 +311,8 @@ def test_a_registry_that_goes_away_records_nothing_as_built(tmp_path: Path, regi
         statuses = {r.name: r.status for r in report.results}
         assert statuses == {"base": BuildStatus.FAILED, "app": BuildStatus.BLOCKED}
         assert report.results[0].error.startswith("push failed: push to ")
+        assert f"pinging container registry {registry.host}" in report.results[0].error
+        assert "connect: connection refused" in report.results[0].error
         assert store.current_builds() == {}
         assert [b.status for b in store.builds()] == ["blocked", "failed"]
         # A base in a registry that is gone cannot be planned, and says why.
@@ -375,3 +384,54 @@ def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: Run
         assert third.results[0].status is BuildStatus.BUILT, third.results[0].error
         assert len(_inspect(target)["RootFS"]["Layers"]) == upstream_layers + 1
         assert not plan_fleet(config, store).plan
+
+
+@pytest.fixture
+def gone_pid() -> int:
+    """A pid of this host whose process has exited and been reaped."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_what_a_dead_patchline_left_is_removed_and_nothing_else(tmp_path: Path, debian_base_image: BuiltImage,
+                                                                gone_pid: int) -> None:
+    """Working containers of a dead patchline process (named by it, or marked by its scratch directory as
+    ``buildah bud`` makes them) and its scratch directories go; a live process's and a user's own stay."""
+    from patchline.build._buildah import clean_leftovers
+
+    live = subprocess.Popen(["sleep", "120"])
+    tag = uuid.uuid4().hex[:8]
+
+    def scratch(pid: int) -> Path:
+        directory = tmp_path / f"patchline-build-{pid}-{tag}"
+        directory.mkdir()
+        (directory / "mounts.conf").write_text("")
+        return directory
+
+    def working(name: str, marker: Path | None = None) -> str:
+        flags = [f"--default-mounts-file={marker / 'mounts.conf'}"] if marker is not None else []
+        return subprocess.run(["buildah", *flags, "from", "--pull=never", "--name", name, debian_base_image.reference],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    dead_scratch, live_scratch = scratch(gone_pid), scratch(live.pid)
+    made = {
+        "dead-bud": working(f"t{tag}-working-container", dead_scratch),
+        "dead-patch": working(f"patchline-build-{gone_pid}-patch-{tag}"),
+        "live-bud": working(f"t{tag}-working-container-1", live_scratch),
+        "live-patch": working(f"patchline-build-{live.pid}-patch-{tag}"),
+        "users": working(f"t{tag}-working-container-2"),
+        "users-named": working(f"mine-{tag}"),
+    }
+    try:
+        left = clean_leftovers(roots=[tmp_path])
+        names = {str(c["containername"]) for c in json.loads(subprocess.run(
+            ["buildah", "containers", "--json"], capture_output=True, text=True, check=True).stdout) or []}
+        assert {k for k, name in made.items() if name in names} == {"live-bud", "live-patch", "users", "users-named"}
+        assert {made["dead-bud"], made["dead-patch"]} <= set(left.containers)
+        assert not dead_scratch.exists() and live_scratch.is_dir()
+        assert dead_scratch in left.directories
+    finally:
+        live.kill()
+        live.wait()
+        subprocess.run(["buildah", "rm", *made.values()], capture_output=True, check=False)

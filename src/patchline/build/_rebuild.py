@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -88,8 +87,11 @@ class _Run:
         self.logs = options.logs / run_id
         self.logs.mkdir(parents=True, exist_ok=True)
         # The rescans export new images from local storage into one layout: shared base layers export once.
-        self.export = Path(tempfile.mkdtemp(prefix="patchline-export-"))
-        self.options = options = replace(options, discover=replace(options.discover, storage_export=self.export))
+        # Both scratch directories carry this process's pid: what a killed rebuild leaves, the next one removes.
+        self.export = _buildah.owned_dir("export")
+        self.scratch = _buildah.new_scratch()
+        self.options = options = replace(options, discover=replace(options.discover, storage_export=self.export),
+                                         env=replace(options.env, scratch=self.scratch))
         self.current = current_images(store)
         self.results: dict[str, BuildResult] = {}
         self.lock = threading.Lock()
@@ -254,8 +256,8 @@ class _Run:
                 upstream = _buildah.pinned(item.recipe.image, bases[item.recipe.image])
                 self.say(f"[{item.name}] patching {upstream} in place")
                 image_id = _buildah.patch_in_place(
-                    image=upstream, tag=tag, container=f"patchline-patch-{item.name}", timestamp=timestamp,
-                    env=env, log=log, labels={PATCH_LABEL: upstream})
+                    image=upstream, tag=tag, container=_buildah.container_name(f"patch-{item.name}"),
+                    timestamp=timestamp, env=env, log=log, labels={PATCH_LABEL: upstream})
             else:
                 image_id = self._bud(item, bases, timestamp, env, log, tag)
         except Error as exc:
@@ -515,8 +517,13 @@ def rebuild(plan: RebuildPlan, graph: BuildGraph, store: Store, options: Rebuild
     need_tools("buildah", "podman")
     run_id = run_id or _clock.now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     jobs = options.jobs or os.cpu_count() or 1
-    runner = _Run(plan, graph, store, options, hashes, progress or (lambda _line: None), run_id)
+    say = progress or (lambda _line: None)
+    left = _buildah.clean_leftovers()
+    if left:
+        say(left.summary())
+    runner = _Run(plan, graph, store, options, hashes, say, run_id)
     try:
         return runner.run(jobs)
     finally:
         shutil.rmtree(runner.export, ignore_errors=True)
+        shutil.rmtree(runner.scratch, ignore_errors=True)

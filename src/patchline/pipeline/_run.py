@@ -28,7 +28,7 @@ from patchline.errors import Error, RunInProgress, StoreError
 from patchline.events.interface import EventDraft, EventType
 from patchline.pipeline.interface import STEPS, Step
 from patchline.rollout._engine import digest_of
-from patchline.store import RunRow, Store
+from patchline.store import BuildRow, RunRow, Store
 
 Say = Callable[[str], None]
 # Fault injection for the crash tests (and for anyone checking a deployment's recovery): the process
@@ -151,19 +151,46 @@ class _Runner:
                 "held": held, "skipped": [list(s) for s in fleet.plan.skipped]}, {}
 
     def build(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Rebuild what is still dirty (verify, sign and publish happen per image inside)."""
+        """Rebuild what is still dirty (verify, sign and publish happen per image inside).
+
+        A build step resumed after a kill finds what its earlier attempts built (their build run IDs are
+        derived from the run and the attempt): those images are no longer dirty, so they are not rebuilt, but
+        their patch items are moved to ``rebuilt`` at the time those builds finished.
+        """
         from dataclasses import replace
 
         from patchline.build import BuildStatus, rebuild, rebuild_options
+        from patchline.build._buildah import clean_leftovers
 
+        run = self.store.run(self.run_id)
+        attempt = run.steps[STEPS.index(Step.BUILD)].attempts
+        earlier = self._built_before(run, attempt)
         fleet = self._plan()
         wanted, _held = self._wanted(fleet.plan)
         plan = replace(fleet.plan, items=tuple(i for i in fleet.plan.items if i.name in wanted))
-        if not plan.items:
-            return {"results": []}, {}
-        report = rebuild(plan, fleet.graph, self.store, rebuild_options(self.config, say=self.say),
-                         hashes=fleet.hashes, progress=self.say)
-        for r in report.results:
+        results: list[dict[str, Any]] = []
+        built: dict[str, str | None] = {}
+        out: dict[str, Any] = {}
+        if plan.items:
+            report = rebuild(plan, fleet.graph, self.store, rebuild_options(self.config, say=self.say),
+                             hashes=fleet.hashes, progress=self.say, run_id=build_run_id(run, attempt))
+            out.update(run_id=report.run_id, seconds=round(report.seconds, 2))
+            this_time = report.results
+        else:
+            left = clean_leftovers()  # rebuild() does it when there is something to build
+            if left:
+                self.say(left.summary())
+            this_time = ()
+        for b in (b for name, b in earlier.items() if name not in {r.name for r in this_time}):
+            fixed = set(b.verification.get("fixed", []))
+            self.store.update_patch_items(b.recipe, items=None if not fixed else [
+                (k, i) for k in ("update", "advisory") for i in fixed], state="rebuilt", digest=b.manifest_digest,
+                when=b.finished_at)
+            results.append({"name": b.recipe, "status": b.status, "digest": b.manifest_digest, "error": b.error,
+                            "seconds": round((b.finished_at - b.started_at).total_seconds(), 2), "timings": {},
+                            "reasons": list(b.reasons), "attempt": _attempt_of(b.run_id)})
+            built[b.recipe] = b.manifest_digest
+        for r in this_time:
             if r.status is BuildStatus.BUILT:
                 fixed = set(r.verification.fixed) if r.verification else set()
                 self.store.update_patch_items(r.name, items=None if not fixed else [
@@ -171,12 +198,22 @@ class _Runner:
                     digest=r.manifest_digest)
             elif not r.status.ok:
                 self.store.update_patch_items(r.name, state="stuck", why=f"build {r.status}: {r.error}"[:500])
-        return {"run_id": report.run_id, "seconds": round(report.seconds, 2),
-                "results": [{"name": r.name, "status": r.status.value, "digest": r.manifest_digest,
-                             "error": r.error, "seconds": round(r.seconds, 2), "timings": dict(r.timings),
-                             "started": round(r.started, 3), "finished": round(r.finished, 3),
-                             "reasons": [x.as_dict() for x in r.reasons]} for r in report.results]}, {
-            "built": {r.name: r.manifest_digest for r in report.results if r.manifest_digest}}
+            results.append({"name": r.name, "status": r.status.value, "digest": r.manifest_digest,
+                            "error": r.error, "seconds": round(r.seconds, 2), "timings": dict(r.timings),
+                            "started": round(r.started, 3), "finished": round(r.finished, 3),
+                            "reasons": [x.as_dict() for x in r.reasons]})
+            if r.manifest_digest:
+                built[r.name] = r.manifest_digest
+        return {**out, "results": results}, ({"built": built} if built else {})
+
+    def _built_before(self, run: RunRow, attempt: int) -> dict[str, BuildRow]:
+        """recipe -> the image an earlier attempt of this run's build step built and recorded (the latest)."""
+        rows = [b for earlier in range(1, attempt)
+                for b in self.store.builds(run_id=build_run_id(run, earlier), limit=100_000)]
+        latest: dict[str, BuildRow] = {}
+        for b in sorted(rows, key=lambda b: b.id):
+            latest[b.recipe] = b
+        return {name: b for name, b in latest.items() if b.status == "built"}
 
     def rollout(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Every service whose replicas do not run its recipe's current build gets it (policy permitting)."""
@@ -307,10 +344,15 @@ class _Runner:
         run = self.store.run(self.run_id)
         waiting = [n for n, s in run.steps[STEPS.index(Step.ROLLOUT)].output.get("services", {}).items()
                    if s.get("state") == "awaiting-approval"]
-        state = "awaiting-approval" if waiting else "succeeded"
-        self.store.finish_run(self.run_id, state=state, summary=_summary(run), events=[EventDraft(
-            EventType.RUN_FINISHED, f"run {self.run_id}", {"run_id": self.run_id, "state": state,
-                                                           "awaiting_approval": waiting})])
+        # Every step ran (one failed image never stops the others), but a fix that is not out fails the run.
+        failure = build_failure(run.steps[STEPS.index(Step.BUILD)].output.get("results", []))
+        state = "failed" if failure else "awaiting-approval" if waiting else "succeeded"
+        error = f"{Step.BUILD.value}: {failure}" if failure else ""
+        data: dict[str, Any] = {"run_id": self.run_id, "state": state, "awaiting_approval": waiting}
+        if error:
+            data["error"] = error
+        self.store.finish_run(self.run_id, state=state, summary=_summary(run), error=error, events=[EventDraft(
+            EventType.RUN_FINISHED, f"run {self.run_id}", data)])
         self.deliver_quietly()
         return self.store.run(self.run_id)
 
@@ -406,6 +448,35 @@ def _in_quiet_hours(windows: Sequence[str], now: dt.datetime | None = None) -> b
         if (start <= t < end) if start <= end else (t >= start or t < end):
             return True
     return False
+
+
+def build_run_id(run: RunRow, attempt: int) -> str:
+    """The build run of one attempt of a run's build step (builds are recorded, and their logs kept, under it)."""
+    return f"{run.started_at:%Y%m%dT%H%M%SZ}-run{run.id}.{attempt}"
+
+
+def _attempt_of(build_run: str) -> int | None:
+    _, _, attempt = build_run.rpartition(".")
+    return int(attempt) if attempt.isdigit() else None
+
+
+_NOT_BUILT = ("failed", "verify-failed", "blocked")
+
+
+def build_failure(results: Sequence[Mapping[str, Any]]) -> str:
+    """What failed in a build step (its output's ``results``): ``""`` when every image it needed is fine.
+
+    Any image that failed, failed verification or was blocked by a failed base fails the run: its fix is not
+    out, and the one line says which images and why (each image's error names the tool's own error line).
+    """
+    bad = [r for r in results if r.get("status") in _NOT_BUILT]
+    if not bad:
+        return ""
+    failed = sum(r.get("status") != "blocked" for r in bad)
+    head = f"{failed} of {len(results)} image(s) failed" + (f", {len(bad) - failed} blocked" if failed < len(bad)
+                                                            else "")
+    return head + ": " + "; ".join(f"{r.get('name')} {r.get('status')}: {str(r.get('error', ''))[:600]}"
+                                   for r in bad)
 
 
 def _summary(run: RunRow) -> dict[str, Any]:
