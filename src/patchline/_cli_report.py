@@ -66,7 +66,7 @@ def _table(title: str, *columns: str) -> Table:
 
 
 def render_report(report: PatchReport, console: Console) -> None:
-    if not report.items and not report.runs:
+    if not report.items and not report.runs and not report.cannot_assess:
         console.print("nothing recorded yet: `patchline run --once`")
         return
     if report.items:
@@ -101,6 +101,12 @@ def render_report(report: PatchReport, console: Console) -> None:
         for x in report.still_exposed:
             table.add_row(x.kind, escape(x.item), escape(x.recipe), _styled(x.state), humanize_seconds(x.age),
                           escape(x.why))
+        console.print(table)
+        console.print()
+    if report.cannot_assess:
+        table = _table("cannot assess (unknown, not clean)", "IMAGE", "RUNNING", "WHY")
+        for c in report.cannot_assess:
+            table.add_row(escape(c.image), str(c.workloads or ""), escape(c.why))
         console.print(table)
         console.print()
     if report.runs:
@@ -138,6 +144,6 @@ def report(
             "generated_at": found.generated_at, "items_total": found.items_total,
             "items_patched": found.items_patched, "items_exposed": found.items_exposed, "overall": found.overall,
             "items": found.items, "services": found.services, "still_exposed": found.still_exposed,
-            "runs": found.runs}))
+            "cannot_assess": found.cannot_assess, "runs": found.runs}))
         return
     _emit(None, table=lambda console: render_report(found, console))

@@ -139,6 +139,17 @@ class PatchReport:
     services: tuple[ServiceReport, ...]  # by name
     still_exposed: tuple[ExposedItem, ...]  # oldest first
     runs: tuple[RunSummary, ...]  # newest first
+    cannot_assess: tuple[CannotAssess, ...] = ()  # images in use patchline could not check: unknown, not clean
+
+
+@dataclass(frozen=True, slots=True)
+class CannotAssess:
+    """An image in use (run, or the current image of its tags) that patchline could not assess, and why."""
+
+    image: str  # its first name, else its config digest
+    config_digest: str
+    workloads: int
+    why: str
 
 
 def nearest_rank(values: Sequence[float], percent: int) -> float:
@@ -272,4 +283,7 @@ def patch_report(store: Store, *, now: dt.datetime | None = None, runs: int = DE
         items_exposed=sum(i.exposed for i in items), overall=time_to_patch(durations), items=tuple(items),
         services=tuple(_service(name, by_service[name]) for name in sorted(by_service)),
         still_exposed=tuple(still),
-        runs=tuple(run_summary(r) for r in store.runs(limit=runs)) if runs > 0 else ())
+        runs=tuple(run_summary(r) for r in store.runs(limit=runs)) if runs > 0 else (),
+        cannot_assess=tuple(CannotAssess(e.image.refs[0] if e.image.refs else e.image.config_digest,
+                                         e.image.config_digest, e.workloads, e.image.unknown)
+                            for e in store.fleet(now=now).images if e.image.unknown and not e.superseded))

@@ -80,3 +80,27 @@ def test_the_fleet_cli_lists_what_it_could_not_check(tmp_path: Path, monkeypatch
     doc = json.loads(runner.invoke(app, ["fleet", "--db", str(db), "--json"]).stdout)
     assert doc["fleet"]["images_by_severity"] == {"cannot-assess": 1}
     assert "no package database" in doc["fleet"]["images"][0]["image"]["unknown"]
+
+
+def test_the_report_lists_what_could_not_be_assessed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from patchline.cli import app
+    from patchline.pipeline._report import patch_report
+
+    monkeypatch.delenv("PATCHLINE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "p.db"
+    with open_store(f"sqlite:///{db}") as s:
+        s.record_image(variant("busybox", distro=None, packages=()), refs=[("localhost/busybox", "1", None)],
+                       seen_at=NOW)
+        refresh_updates(s, AssessOptions(changelogs=False))
+        [c] = patch_report(s, now=NOW).cannot_assess
+    assert (c.image, c.workloads) == ("localhost/busybox:1", 0) and "no package database" in c.why
+    runner = CliRunner()
+    table = runner.invoke(app, ["report", "--db", str(db)], terminal_width=200)
+    assert table.exit_code == 0 and "cannot assess (unknown, not clean)" in table.stdout, table.output
+    doc = json.loads(runner.invoke(app, ["report", "--db", str(db), "--json"]).stdout)
+    assert doc["cannot_assess"][0]["image"] == "localhost/busybox:1"

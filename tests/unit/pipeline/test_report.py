@@ -333,7 +333,8 @@ def test_cli_json_is_report_v1(store: Store, db: Path, cli_env: None) -> None:
     doc = json.loads(result.stdout)
     assert doc["schema"] == "patchline/report/v1"
     assert set(doc) == {"schema", "generated_at", "items_total", "items_patched", "items_exposed", "overall",
-                        "items", "services", "still_exposed", "runs"}
+                        "items", "services", "still_exposed", "cannot_assess", "runs"}
+    assert doc["cannot_assess"] == []
     assert doc["overall"] == {"count": 3, "median": 192.0, "p90": 3600.0, "worst": 3600.0}
     dsa1 = next(i for i in doc["items"] if i["item"] == "DSA-1")
     assert set(dsa1) == {"kind", "item", "exposed", "first_seen", "first_rebuilt", "last_rebuilt", "last_deployed",
