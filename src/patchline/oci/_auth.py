@@ -319,7 +319,7 @@ class RegistryAuthenticator:
     ``repository=None`` authenticates for the registry's catalog. Challenges are
     learned only from ``host`` (the registry's API host, not a blob store it
     redirects to), and credentials go to an https token realm only, or to a plain
-    HTTP one on the registry's own host when the registry is ``insecure``.
+    HTTP one when the registry itself is configured ``insecure`` (plain HTTP already).
     """
 
     def __init__(
@@ -422,9 +422,9 @@ class RegistryAuthenticator:
         realm = challenge.params.get("realm")
         if not realm or not realm.startswith(("https://", "http://")):
             raise AuthError(f"{self._registry} sent a Bearer challenge without a usable realm")
-        if realm.startswith("http://") and not (self._insecure and _authority(realm) == self._host):
+        if realm.startswith("http://") and not self._insecure:
             raise AuthError(f"{self._registry} names a plain-HTTP token server ({_authority(realm)}): patchline "
-                            "sends credentials over https only (plain HTTP only to an insecure registry itself)")
+                            "sends credentials over https only, unless the registry is configured insecure")
         service = challenge.params.get("service")
         credential = self.credential()
         try:
