@@ -56,9 +56,10 @@ class _PushAuthenticator(RegistryAuthenticator):
     """Asks the token server for pull and push, not pull only."""
 
     def __init__(
-        self, client: httpx.Client, *, registry: str, repository: str, store: CredentialStore
+        self, client: httpx.Client, *, registry: str, repository: str, store: CredentialStore,
+        host: str | None = None, insecure: bool = False,
     ) -> None:
-        super().__init__(client, registry=registry, repository=repository, store=store)
+        super().__init__(client, registry=registry, repository=repository, store=store, host=host, insecure=insecure)
         self._push_scope = push_scope(repository)
 
     @property
@@ -83,7 +84,8 @@ class _RepositoryAPI(RegistryAPI):
         self, registry: str, repository: str, *, insecure: bool, auth: CredentialStore, client: httpx.Client
     ) -> None:
         super().__init__(registry, repository, insecure=insecure, auth=auth, client=client)
-        self._auth = _PushAuthenticator(client, registry=registry, repository=repository, store=auth)
+        self._auth = _PushAuthenticator(client, registry=registry, repository=repository, store=auth, host=self._host,
+                                        insecure=insecure)
 
     def base_url(self) -> str:
         return self._base_url()
