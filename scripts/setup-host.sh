@@ -32,6 +32,7 @@ APT_PACKAGES=(
     gnupg           # GPG "simple signing" of images
     postgresql      # server binaries for the tests' private cluster (Debian's 15/main is not used)
     rabbitmq-server # AMQP broker binaries for the event tests' private node (the system node is not used)
+    runsc           # gVisor: services with runtime = "runsc" run on its user-space kernel
 )
 APT_FRESH_MINUTES=360
 PROBE_IMAGE=localhost/patchline/probe:busybox

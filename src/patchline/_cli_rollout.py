@@ -127,13 +127,14 @@ def _status_table(statuses: list[ServiceStatus], console: Console) -> None:
         title = (f"{s.name}  {s.healthy}/{s.replicas_wanted} healthy  {s.repository}"
                  + (f"  last rollout {last.id}: {last.state}" if last else ""))
         table = Table(title=escape(title), title_justify="left")
-        for col in ("replica", "container", "digest", "running", "restarts", "health"):
+        for col in ("replica", "container", "digest", "running", "restarts", "runtime", "health"):
             table.add_column(col)
         for r in s.replicas:
             digest = (r.replica.image.rpartition("@")[2] or r.replica.image)[:19]
             health = f"[green]{escape(r.probe.detail)}[/]" if r.probe.healthy else f"[red]{escape(r.probe.detail)}[/]"
             table.add_row(str(r.replica.index), escape(r.replica.container), digest,
-                          "yes" if r.replica.running else "[red]no[/]", str(r.replica.restarts), health)
+                          "yes" if r.replica.running else "[red]no[/]", str(r.replica.restarts),
+                          "gVisor (runsc)" if r.replica.runtime == "runsc" else "default", health)
         console.print(table)
         if s.unpromotable:
             console.print(f"[dim]unpromotable: {', '.join(d[:19] for d in s.unpromotable)}[/]")

@@ -300,6 +300,9 @@ class ServiceConfig(_Section):
     memory: str | None = Field(default=None, pattern=r"^[0-9]+[bkmg]?$", description="Memory limit, e.g. 512m")
     pids_limit: int = Field(default=1024, ge=16, description="Processes a replica may have")
     userns_auto: bool = Field(default=False, description="A user namespace of its own (needs /etc/subuid)")
+    runtime: Literal["default", "runsc"] = Field(
+        default="default", description="runsc: replicas run under gVisor's user-space kernel (not fully trusted "
+        "workloads; syscalls cost about 100x more); default: podman's runtime")
     health: HealthCheckConfig = HealthCheckConfig()
     strategy: Literal["rolling", "canary", "all-at-once"] = "rolling"
     max_unavailable: int = Field(default=1, ge=1, description="Replicas that may be down at once while rolling")

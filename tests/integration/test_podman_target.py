@@ -250,3 +250,57 @@ def test_pull_without_a_policy(registry: RunningRegistry, pushed: str, images: t
     # Not listed as insecure: TLS to a plain-HTTP registry fails, and that is no signature refusal.
     with pytest.raises(HostError, match="HTTP response to HTTPS client"):
         PodmanTarget(policy=None).pull(pushed)
+
+
+@pytest.fixture(scope="module")
+def broken_image(images: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Version 2 without /www/healthz: it starts, and its HTTP health check fails."""
+    require_tools("buildah")
+    context = tmp_path_factory.mktemp("broken")
+    (context / "Containerfile").write_text(f'FROM {images[1]}\nUSER 0\nRUN ["/bin/busybox", "rm", "/www/healthz"]\n'
+                                           "USER 1000\n")
+    tag = f"localhost/patchline-test/rollout-web:broken-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["buildah", "bud", "-q", "--layers=false", "-t", tag, str(context)], capture_output=True,
+                   check=True, timeout=300)
+    image_id = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    yield image_id
+    subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, timeout=120)
+
+
+def test_a_service_under_gvisor_rolls_out_and_back(service: str, images: tuple[str, str], broken_image: str,
+                                                   tmp_path: Path) -> None:
+    """runtime = "runsc": the replicas answer their HTTP health checks through the published ports, the kernel
+    inside is gVisor's, and a canary rollout and an automatic rollback work as under runc."""
+    require_tools("runsc")
+    from patchline.rollout import RolloutPlan, RolloutState, Strategy, roll_out
+    from patchline.store import open_store
+
+    bad = f"{REPOSITORY}@sha256:{'3' * 64}"
+    local = {V1: images[0], V2: images[1], bad: broken_image}
+    port = free_ports(2)
+    spec = ServiceSpec(name=service, repository=REPOSITORY, replicas=2, port=8080, host_port=port,
+                       podman_args=("--init",), runtime="runsc",
+                       health=HealthCheckConfig(http="/healthz", interval=0.2, start_timeout=60, failures=2))
+    # The pull is not what is tested here (test_pull_through_a_policy is): the images are local, started by ID.
+    with PodmanTarget(policy=tmp_path / "policy.json", stop_timeout=1, pull=lambda ref, **_kw: local[ref]) as target, \
+            open_store(f"sqlite:///{tmp_path / 'p.db'}") as store:
+        first = roll_out(store, target, RolloutPlan(spec=spec, to_image=V1, strategy=Strategy.ALL_AT_ONCE))
+        assert first.state is RolloutState.SUCCEEDED, first.reason
+        replicas = target.replicas(service)
+        assert [r.runtime for r in replicas] == ["runsc", "runsc"]
+        kernel = subprocess.run(["podman", "exec", replicas[0].container, "/bin/busybox", "dmesg"],
+                                capture_output=True, text=True, check=True, timeout=60).stdout
+        assert "gVisor" in kernel
+        assert httpx.get(f"http://127.0.0.1:{port + 1}/healthz", trust_env=False, timeout=10).text == "v1\n"
+
+        canary = roll_out(store, target, RolloutPlan(spec=spec, to_image=V2, strategy=Strategy.CANARY,
+                                                     bake_seconds=1))
+        assert canary.state is RolloutState.SUCCEEDED, canary.reason
+        assert {r.image for r in target.replicas(service)} == {V2}
+
+        back = roll_out(store, target, RolloutPlan(spec=spec, to_image=bad, strategy=Strategy.CANARY,
+                                                   bake_seconds=1))
+        assert back.state is RolloutState.ROLLED_BACK, back.reason
+        assert {(r.image, r.runtime) for r in target.replicas(service)} == {(V2, "runsc")}
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", trust_env=False, timeout=10).text == "v2\n"

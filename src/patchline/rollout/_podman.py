@@ -39,6 +39,7 @@ from patchline.rollout.interface import (
     LABEL_IMAGE,
     LABEL_REPLICA,
     LABEL_ROLLOUT,
+    LABEL_RUNTIME,
     LABEL_SERVICE,
     Probe,
     Replica,
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 RESTART_POLICY = "on-failure:3"
+RUNSC = "/usr/bin/runsc"  # Debian's runsc package
 DEFAULT_STOP_TIMEOUT = 3  # seconds between SIGTERM and SIGKILL when a replica is removed
 
 _TIMEOUT = 60.0  # seconds for podman's bookkeeping calls (ps, inspect, run -d, rm)
@@ -220,6 +222,11 @@ def run_argv(spec: ServiceSpec, index: int, *, image: str, image_id: str, rollou
         hardening.append(f"--memory={spec.memory}")
     if spec.userns_auto:
         hardening.append("--userns=auto")
+    if spec.runtime == "runsc":
+        # gVisor: a user-space kernel between the service and the host's. Its netstack cannot run in the root
+        # network namespace here and its KVM platform hangs in VMs: network=host uses the container's own
+        # namespace (published ports work), with the default ptrace platform.
+        hardening += ["--runtime", RUNSC, "--runtime-flag=network=host", "--label", f"{LABEL_RUNTIME}=runsc"]
     argv = ["podman", "run", "--detach", "--replace", "--restart", RESTART_POLICY, "--stop-timeout", str(stop_timeout),
             *hardening,
             *spec.podman_args,
@@ -380,6 +387,7 @@ def _replica(entry: Any) -> Replica | None:
         restarts=0,
         rollout_id=_int(labels.get(LABEL_ROLLOUT)),
         host_port=_host_port(entry.get("Ports")),
+        runtime=str(labels.get(LABEL_RUNTIME) or "default"),
     )
 
 

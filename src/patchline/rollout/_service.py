@@ -37,7 +37,7 @@ def service_spec(config: Config, service: ServiceConfig) -> ServiceSpec:
                        port=service.port, host_port=service.host_port, env=dict(service.env),
                        command=service.command, podman_args=service.podman_args, health=service.health,
                        capabilities=service.capabilities, memory=service.memory, pids_limit=service.pids_limit,
-                       userns_auto=service.userns_auto)
+                       userns_auto=service.userns_auto, runtime=service.runtime)
 
 
 def resolve_image(config: Config, store: Store, service: ServiceConfig, to: str | None) -> str:
@@ -154,6 +154,7 @@ class ServiceStatus:
             "replicas": [{"index": r.replica.index, "container": r.replica.container, "image": r.replica.image,
                           "digest": digest_of(r.replica.image), "running": r.replica.running,
                           "restarts": r.replica.restarts, "healthy": r.probe.healthy, "health": r.probe.detail,
+                          "runtime": r.replica.runtime,
                           "host_port": r.replica.host_port} for r in self.replicas],
             "last_rollout": None if last is None else {
                 "id": last.id, "state": last.state, "phase": last.phase, "from_image": last.from_image,

@@ -19,6 +19,7 @@ LABEL_SERVICE = "io.patchline.service"
 LABEL_REPLICA = "io.patchline.replica"
 LABEL_IMAGE = "io.patchline.image"  # repository@digest the replica runs
 LABEL_ROLLOUT = "io.patchline.rollout"  # the rollout id that started it
+LABEL_RUNTIME = "io.patchline.runtime"  # "runsc" under gVisor; absent: podman's default runtime
 
 if TYPE_CHECKING:
     from patchline.store import Store
@@ -55,6 +56,7 @@ class ServiceSpec:
     memory: str | None = None
     pids_limit: int = 1024
     userns_auto: bool = False
+    runtime: str = "default"  # or "runsc" (gVisor)
 
     def container_name(self, replica: int) -> str:
         return f"patchline-{self.name}-{replica}"
@@ -77,6 +79,7 @@ class Replica:
     restarts: int
     rollout_id: int | None
     host_port: int | None
+    runtime: str = "default"  # what patchline started it under ("runsc": gVisor)
 
 
 @dataclass(frozen=True, slots=True)

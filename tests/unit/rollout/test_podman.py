@@ -184,3 +184,14 @@ def test_environment_values_never_reach_the_command_line(tmp_path: Path) -> None
     assert not path.exists()  # removed once podman has read it
     with pytest.raises(HostError, match="newline"), _env_file({"X": "two\nlines"}):
         pass
+
+
+def test_a_service_under_gvisor_runs_on_runsc_and_says_so() -> None:
+    argv = run_argv(spec(runtime="runsc"), 0, image=IMAGE, image_id=IMAGE_ID, rollout_id=1)
+    assert pairs(argv, "--runtime") == ["/usr/bin/runsc"] and "--runtime-flag=network=host" in argv
+    assert "io.patchline.runtime=runsc" in pairs(argv, "--label")
+    assert "--runtime" not in run_argv(spec(), 0, image=IMAGE, image_id=IMAGE_ID, rollout_id=1)
+    entry = {"Id": "a" * 64, "Names": ["patchline-web-0"], "ImageID": "b" * 64, "State": "running",
+             "Labels": {"io.patchline.service": "web", "io.patchline.replica": "0", "io.patchline.runtime": "runsc"}}
+    [replica] = parse_replicas(json.dumps([entry]))
+    assert replica.runtime == "runsc"
