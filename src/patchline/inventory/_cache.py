@@ -136,20 +136,8 @@ class LayerCache:
 
         A cache hit rests on this pair, never on the diff_id an image config merely claims: an archive could
         claim a known clean layer's diff_id and carry other files."""
-        path = self._pair_path(blob_digest)
         self._path(diff_id)  # validates it
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write(diff_id + "\n")
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise CacheError(f"cannot write the layer cache at {path.parent}: {exc}") from exc
+        _write_atomically(self._pair_path(blob_digest), diff_id + "\n")
 
     def get(self, diff_id: str) -> LayerCatalog | None:
         path = self._path(diff_id)
@@ -164,16 +152,20 @@ class LayerCache:
         return layer if layer.diff_id == diff_id else None
 
     def put(self, layer: LayerCatalog) -> None:
-        path = self._path(layer.diff_id)
+        _write_atomically(self._path(layer.diff_id), json.dumps(layer_to_json(layer), separators=(",", ":")))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: concurrent scans see all or nothing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(layer_to_json(layer), fh, separators=(",", ":"))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise CacheError(f"cannot write the layer cache at {path.parent}: {exc}") from exc
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CacheError(f"cannot write the layer cache at {path.parent}: {exc}") from exc
