@@ -23,6 +23,7 @@ from patchline.cli import _emit, _fail, app, state, stderr
 from patchline.errors import Error
 
 if TYPE_CHECKING:
+    from patchline._config import EventsConfig
     from patchline.events._deliver import DeliveryReport, SinkDelivery
     from patchline.events.interface import Event, Publisher
     from patchline.store import SinkRow
@@ -119,6 +120,7 @@ def deliver_command(
     try:
         config = state.config().events
         publishers = publishers_from_config(config)
+        _warn_unsigned(config)
         try:
             with _store(db) as store:
                 if follow:
@@ -224,6 +226,16 @@ def _status_table(rows: list[dict[str, Any]], console: Console) -> None:
         console.print("no sinks: none configured (\\[events] in patchline.toml) and none delivered to before")
 
 
+def _warn_unsigned(events: EventsConfig) -> None:
+    """A webhook without a secret sends events nobody can tell from forged ones: say so every time."""
+    from patchline.events._webhook import webhook_sink
+
+    for hook in events.webhooks:
+        if not hook.secret and not hook.secret_env:
+            stderr.print(f"[yellow]warning:[/] {escape(webhook_sink(hook.url))} is unsigned (no secret or "
+                         "secret_env): its receiver cannot tell patchline's events from forged ones")
+
+
 @events_app.command("status")
 def status_command(db: DbOption = None, json_output: JsonOption = False) -> None:
     """Each sink: how far it is delivered, its backlog, its last error and next retry."""
@@ -232,6 +244,7 @@ def status_command(db: DbOption = None, json_output: JsonOption = False) -> None
 
     try:
         events = state.config().events
+        _warn_unsigned(events)
         configured = sink_names(events)
         with _store(db) as store:
             for hook in events.webhooks:  # rows from before sink names were redacted

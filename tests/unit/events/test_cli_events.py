@@ -100,3 +100,15 @@ def test_no_sinks_configured_is_an_error(workdir: Path) -> None:
     (workdir / "patchline.toml").write_text(f'[store]\nurl = "sqlite:///{workdir}/patchline.db"\n')
     code, out = run("events", "deliver")
     assert code == 2 and "no event sinks configured" in out
+
+
+def test_an_unsigned_webhook_is_warned_about(workdir: Path) -> None:
+    (workdir / "patchline.toml").write_text(
+        f'[store]\nurl = "sqlite:///{workdir}/patchline.db"\n\n'
+        '[[events.webhooks]]\nurl = "http://127.0.0.1:9/hooks/secret-path"\n')
+    result = CliRunner().invoke(app, ["events", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "is unsigned" in result.stderr and "secret-path" not in result.stderr  # named redacted
+    assert json.loads(result.stdout)["sinks"]
+    configure(workdir, "http://127.0.0.1:9/hooks/secret-path")  # with a secret: no warning
+    assert "unsigned" not in CliRunner().invoke(app, ["events", "status", "--json"]).stderr
