@@ -365,6 +365,28 @@ class IgnoreRule(_Section):
     expires: date | None = None
 
 
+class PolicyException(_Section):
+    """A rule set aside for some subjects, by someone, for a reason, until a day (then it expires by itself)."""
+
+    rule: Literal["allowed-bases", "max-fixable-severity", "denied-packages"]
+    subject: str = Field(description="A glob over the base reference, image repository or recipe it excuses")
+    owner: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    expires: date
+
+
+class PolicyConfig(_Section):
+    """What may be built and run; each rule is off while empty."""
+
+    allowed_bases: tuple[str, ...] = Field(default=(), description="Globs over the repositories (registry/name) "
+                                           "images may be built FROM: plan refuses a recipe using another")
+    max_fixable_severity: Literal["none", "low", "medium", "high", "critical"] | None = Field(
+        default=None, description="The worst fixable advisory severity an image may carry into a rollout")
+    denied_packages: tuple[str, ...] = Field(default=(), description="Globs over package names no rolled-out "
+                                             "image may contain")
+    exceptions: tuple[PolicyException, ...] = ()
+
+
 class Config(_Section):
     cache: CacheConfig = CacheConfig()
     registries: RegistryConfig = RegistryConfig()
@@ -380,6 +402,7 @@ class Config(_Section):
     rollout: RolloutConfig = RolloutConfig()
     services: tuple[ServiceConfig, ...] = ()
     pipeline: PipelineConfig = PipelineConfig()
+    policy: PolicyConfig = PolicyConfig()
     ignore: tuple[IgnoreRule, ...] = ()
     source: Path | None = Field(default=None, exclude=True, description="The file this was read from")
 

@@ -387,6 +387,7 @@ from patchline import _cli_events  # noqa: E402,F401
 from patchline import _cli_pipeline  # noqa: E402,F401
 from patchline import _cli_report  # noqa: E402,F401
 from patchline import _cli_demo  # noqa: E402,F401
+from patchline import _cli_policy  # noqa: E402,F401
 
 
 def main() -> None:

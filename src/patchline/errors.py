@@ -42,7 +42,8 @@ are translated at the boundary with ``raise ... from exc``. The CLI catches
     │   └── SignatureRefused        a signature is missing, invalid or names another identity
     ├── EventError                  an event cannot be published (it stays in the outbox)
     ├── RolloutError                a service cannot be rolled out
-    │   └── UnpromotableError       the digest failed verification or a rollout before: never again
+    │   ├── UnpromotableError       the digest failed verification or a rollout before: never again
+    │   └── PolicyDenied            a rule of [policy] refuses it (the rule and the evidence named)
     └── PipelineError               a patch run cannot go on
         └── RunInProgress           another patchline process holds the run's current step
 """
@@ -74,6 +75,7 @@ __all__ = [
     "ManifestError",
     "NoUpdateRoute",
     "PlatformError",
+    "PolicyDenied",
     "ReferenceError_",
     "RegistryError",
     "RolloutError",
@@ -251,6 +253,10 @@ class RolloutError(Error):
 
 class UnpromotableError(RolloutError):
     """The digest failed verification or a rollout before and is never rolled out again."""
+
+
+class PolicyDenied(RolloutError):
+    """A rule of ``[policy]`` refuses the step; the message names the rule and the evidence."""
 
 
 class PipelineError(Error):

@@ -61,11 +61,13 @@ def _names(items: list[str]) -> str:
 
 def make_plan(graph: BuildGraph, state: PlanState, hashes: Mapping[str, str], *,
               pending_policy: PendingPolicy = "security", now: float | None = None,
-              force: Collection[str] = (), only: Collection[str] | None = None) -> RebuildPlan:
+              force: Collection[str] = (), only: Collection[str] | None = None,
+              refused: Mapping[str, str] | None = None) -> RebuildPlan:
     """Plan the rebuild of ``graph``; ``hashes`` are the recipes' input hashes as they are now.
 
     ``force`` marks recipes dirty whatever their state; ``only`` limits the plan to those recipes and
-    their dependants (a base outside it is not rebuilt even when dirty).
+    their dependants (a base outside it is not rebuilt even when dirty). ``refused`` (recipe -> why, a
+    policy's verdict) are not planned, and neither is anything built FROM them.
     """
     started = time.perf_counter()
     now = time.time() if now is None else now
@@ -93,6 +95,9 @@ def make_plan(graph: BuildGraph, state: PlanState, hashes: Mapping[str, str], *,
     for name in graph.order:
         recipe = graph.recipes[name]
         if in_scope is not None and name not in in_scope:
+            continue
+        if refused and name in refused:
+            skipped.append((name, refused[name]))
             continue
         missing = [ref for ref in graph.external[name] if ref in unresolvable]
         if missing:

@@ -47,6 +47,19 @@ class FleetPlan:
     plan: RebuildPlan
 
 
+def refused_by_policy(config: Config, graph: BuildGraph) -> dict[str, str]:
+    """Recipes ``[policy] allowed_bases`` refuses (their outside bases), with the rule and the evidence."""
+    from patchline import _clock
+    from patchline.policy import check_bases
+
+    out = {}
+    for name in graph.order:
+        decision = check_bases(config.policy, graph.external[name], subject=name, today=_clock.today())
+        if not decision.ok:
+            out[name] = decision.summary()
+    return out
+
+
 def plan_fleet(config: Config, store: Store, *, force: Collection[str] = (),
                only: Collection[str] | None = None) -> FleetPlan:
     """Load the fleet's recipes, build the graph and plan against the store."""
@@ -54,7 +67,8 @@ def plan_fleet(config: Config, store: Store, *, force: Collection[str] = (),
     graph = build_graph(recipes)
     hashes = {r.name: input_hash(r) for r in recipes}
     state = StorePlanState(store, insecure=config.registries.insecure)
-    plan = make_plan(graph, state, hashes, pending_policy=config.build.pending, force=force, only=only)
+    plan = make_plan(graph, state, hashes, pending_policy=config.build.pending, force=force, only=only,
+                     refused=refused_by_policy(config, graph))
     return FleetPlan(graph=graph, hashes=hashes, plan=plan)
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from patchline._config import Config, ServiceConfig
-from patchline.errors import ConfigError, RolloutError
+from patchline.errors import ConfigError, PolicyDenied, RolloutError
 from patchline.rollout._engine import RolloutPlan, RolloutResult, digest_of, resume, roll_out
 from patchline.rollout.interface import Probe, Replica, RolloutTarget, ServiceSpec, Strategy
 from patchline.store import RolloutRow, Store
+
+if TYPE_CHECKING:
+    from patchline.policy import PolicyDecision
 
 
 def service_config(config: Config, name: str) -> ServiceConfig:
@@ -65,6 +69,34 @@ def check_repository(service: ServiceConfig, repository: str, image: str) -> Non
                            f"refusing {image}")
 
 
+def rollout_decision(config: Config, store: Store, image: str) -> PolicyDecision:
+    """``[policy]``'s image rules on ``repository@digest``, from what the store knows of it."""
+    from patchline import _clock
+    from patchline.policy import check_image
+
+    policy = config.policy
+    today = _clock.today()
+    if policy.max_fixable_severity is None and not policy.denied_packages:
+        return check_image(policy, subject=image, fixable=(), packages=(), today=today)
+    digest = image.rpartition("@")[2]
+    config_digest = store.image_for_manifest(digest) or (digest if store.has_image(digest) else None)
+    inventory = store.inventory(config_digest) if config_digest else None
+    if config_digest is None or inventory is None:
+        raise PolicyDenied(f"policy: {image} is not in the store, so its rules cannot be checked; "
+                           "`patchline discover registry` it first")
+    rows = store.fixable_for([config_digest]).get(config_digest, [])
+    fixable = [(f.advisory_id, f.package, f.severity) for f in rows]
+    return check_image(policy, subject=image, fixable=fixable, packages=[p.name for p in inventory.packages],
+                       today=today)
+
+
+def check_rollout_policy(config: Config, store: Store, image: str) -> None:
+    """Refuse ``image`` when a rule of ``[policy]`` does (raises :class:`PolicyDenied` naming the rule)."""
+    decision = rollout_decision(config, store, image)
+    if not decision.ok:
+        raise PolicyDenied(f"{image}: {decision.summary()}")
+
+
 def rollout_plan(config: Config, service: ServiceConfig, to_image: str, *, strategy: str | None = None
                  ) -> RolloutPlan:
     return RolloutPlan(spec=service_spec(config, service), to_image=to_image,
@@ -94,6 +126,7 @@ def rollout_service(config: Config, store: Store, name: str, *, to: str | None =
                     target: RolloutTarget | None = None, progress: object = None) -> RolloutResult:
     service = service_config(config, name)
     image = resolve_image(config, store, service, to)
+    check_rollout_policy(config, store, image)
     plan = rollout_plan(config, service, image, strategy=strategy)
     return roll_out(store, target or make_target(config, services=[service]), plan,
                     progress=progress if callable(progress) else None)

@@ -1,0 +1,61 @@
+"""``patchline policy``: every rule of ``[policy]`` on one image, with its verdict and evidence."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from patchline._cli_fleet import DbOption, _store
+from patchline._term import escape
+from patchline.cli import _emit, _fail, app, state
+from patchline.errors import Error
+
+if TYPE_CHECKING:
+    from patchline.policy import PolicyDecision
+
+policy_app = typer.Typer(help="Policy gates of [policy]: what may be built FROM and rolled out.", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(policy_app, name="policy")
+
+
+def _render(decision: PolicyDecision, console: Console) -> None:
+    if not decision.verdicts:
+        console.print("[policy] sets no rule for images (max_fixable_severity, denied_packages)")
+        return
+    table = Table(title=f"policy of {escape(decision.subject)}", title_justify="left", show_edge=False,
+                  pad_edge=False)
+    for column in ("RULE", "VERDICT", "EVIDENCE", "EXCEPTION"):
+        table.add_column(column, overflow="fold")
+    for v in decision.verdicts:
+        verdict = "[green]pass[/]" if v.passed and not v.excepted_by else (
+            "[yellow]excepted[/]" if v.passed else "[red]fail[/]")
+        table.add_row(v.rule, verdict, escape(v.evidence), escape(v.excepted_by or ""))
+    console.print(table)
+    for line in decision.expired:
+        console.print(f"[yellow]expired exception:[/] {escape(line)}")
+
+
+@policy_app.command("check")
+def check(
+    image: Annotated[str, typer.Argument(help="The image: repository@sha256:... (as a service runs it).")],
+    db: DbOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="The decision as JSON.")] = False,
+) -> None:
+    """Every image rule of [policy] on IMAGE, with its verdict, evidence and any exception; exit 1 if one fails."""
+    from patchline.rollout._service import rollout_decision
+
+    try:
+        with _store(db) as store:
+            decision = rollout_decision(state.config(), store, image)
+    except Error as exc:
+        _fail(exc)
+    if json_output:
+        _emit(None, text=json.dumps({"schema": "patchline/policy/v1", **decision.as_dict()}, indent=2) + "\n")
+    else:
+        _emit(None, table=lambda console: _render(decision, console))
+    if not decision.ok:
+        raise typer.Exit(1)
