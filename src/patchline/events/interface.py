@@ -25,6 +25,7 @@ class EventType(enum.StrEnum):
     ROLLOUT_ROLLED_BACK = "rollout.rolled_back"
     ROLLOUT_FAILED = "rollout.failed"
     RUN_FINISHED = "run.finished"
+    POLICY_DENIED = "policy.denied"
 
 
 ROUTING_PREFIX = "patchline."  # AMQP routing key: patchline.image.rebuilt

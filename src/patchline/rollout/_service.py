@@ -90,10 +90,21 @@ def rollout_decision(config: Config, store: Store, image: str) -> PolicyDecision
                        today=today)
 
 
-def check_rollout_policy(config: Config, store: Store, image: str) -> None:
-    """Refuse ``image`` when a rule of ``[policy]`` does (raises :class:`PolicyDenied` naming the rule)."""
-    decision = rollout_decision(config, store, image)
+def check_rollout_policy(config: Config, store: Store, image: str, *, service: str | None = None) -> None:
+    """Refuse ``image`` when a rule of ``[policy]`` does (raises :class:`PolicyDenied` naming the rule); a
+    refusal is a ``policy.denied`` event with every verdict, so it reaches the audit trail and the bus."""
+    from patchline.events.interface import EventDraft, EventType
+
+    try:
+        decision = rollout_decision(config, store, image)
+    except PolicyDenied as exc:
+        store.emit([EventDraft(EventType.POLICY_DENIED, service or image, {
+            "step": "rollout", "service": service, "image": image, "reason": exc.message, "verdicts": []})])
+        raise
     if not decision.ok:
+        store.emit([EventDraft(EventType.POLICY_DENIED, service or image, {
+            "step": "rollout", "service": service, "image": image, "reason": decision.summary(),
+            **decision.as_dict()})])
         raise PolicyDenied(f"{image}: {decision.summary()}")
 
 
@@ -126,7 +137,7 @@ def rollout_service(config: Config, store: Store, name: str, *, to: str | None =
                     target: RolloutTarget | None = None, progress: object = None) -> RolloutResult:
     service = service_config(config, name)
     image = resolve_image(config, store, service, to)
-    check_rollout_policy(config, store, image)
+    check_rollout_policy(config, store, image, service=service.name)
     plan = rollout_plan(config, service, image, strategy=strategy)
     return roll_out(store, target or make_target(config, services=[service]), plan,
                     progress=progress if callable(progress) else None)

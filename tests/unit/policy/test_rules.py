@@ -117,7 +117,10 @@ def test_a_fixable_critical_finding_blocks_rollout_until_the_rebuild_fixes_it(
         store.record_image(fixed, refs=[("127.0.0.1:5000/example/web", "", "sha256:" + "2" * 64)])
         store.refresh_feed(OsvFeed(str(feed)))
         with pytest.raises(PolicyDenied, match=r"policy max-fixable-severity: .*GHSA-crit-0001 \(critical\)"):
-            check_rollout_policy(config, store, old_ref)
+            check_rollout_policy(config, store, old_ref, service="web")
+        [denied] = store.events(types=["policy.denied"])  # the refusal is in the audit trail and on the bus
+        assert (denied.subject, denied.data["image"], denied.data["ok"]) == ("web", old_ref, False)
+        assert denied.data["verdicts"][0]["rule"] == "max-fixable-severity"
         check_rollout_policy(config, store, new_ref)  # the rebuild fixed it: allowed
         with pytest.raises(PolicyDenied, match="not in the store"):
             check_rollout_policy(config, store, "127.0.0.1:5000/example/web@sha256:" + "9" * 64)
