@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from patchline.cli import app
 from patchline.pipeline._report import ItemReport, PatchReport, nearest_rank, patch_report, time_to_patch
-from patchline.store import Store, open_store
+from patchline.store import Store
 
 # Registers `report` on the app (cli.py imports it too); after patchline.cli, which it needs first.
 _cli_report = importlib.import_module("patchline._cli_report")
@@ -28,17 +28,6 @@ SERVICES = {"web": ["web"], "api": ["api", "worker"]}  # recipe -> services; the
 
 def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "p.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{db}") as s:
-        yield s
 
 
 def fleet(store: Store) -> None:

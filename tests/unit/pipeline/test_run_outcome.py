@@ -9,7 +9,7 @@ import importlib
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from patchline._config import Config
 from patchline.cli import app
 from patchline.pipeline import STEPS, run_once, step_outputs
 from patchline.pipeline._run import build_failure, build_run_id
-from patchline.store import Store, open_store
+from patchline.store import Store
 
 importlib.import_module("patchline._cli_pipeline")  # registers `run` and `runs` on the app (cli.py does too)
 
@@ -35,17 +35,6 @@ runner = CliRunner()
 
 def result(name: str, status: str, error: str = "") -> dict[str, Any]:
     return {"name": name, "status": status, "digest": DIGEST if status == "built" else None, "error": error}
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "p.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{db}") as s:
-        yield s
 
 
 @pytest.fixture
