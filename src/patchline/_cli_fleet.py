@@ -177,7 +177,9 @@ def discover_registry(
     targets: Annotated[list[str] | None, typer.Argument(help="REGISTRY or REGISTRY/REPO (default: patchline.toml "
                                                              "[fleet] registries).")] = None,
     db: DbOption = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP to the registry.")] = False,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Allow plain HTTP or an unverified certificate for the named registry host(s) only; "
+        "every other host keeps TLS verification.")] = False,
     page_size: Annotated[int, typer.Option(help="Entries per catalog and tag-list request.")] = 100,
     no_updates: NoUpdatesOption = False,
     no_cache: NoCacheOption = False,

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from patchline._redact import redact, redact_passwords, secret_strings
 from patchline.errors import ConfigError
 
 
@@ -96,6 +97,30 @@ class AdvisoriesConfig(_Section):
         default=(), description='OSV feeds: directories, zips or https URLs; a table {url = "...", '
         'allow_http = true, sha256 = "..."} for a URL with options')
     vex: tuple[Path, ...] = Field(default=(), description="OpenVEX documents")
+    mirror: str | None = Field(
+        default=None, description="Base URL of OSV's per-ecosystem archives (BASE/ECOSYSTEM/all.zip) that "
+        "`patchline feeds update` and `patchline run` fetch: OSV's public bucket or an internal mirror of it; "
+        "unset: nothing is fetched. https only, unless it ends in #allow_http")
+    ecosystems: tuple[str, ...] = Field(
+        default=(), description='OSV ecosystems fetched from the mirror, as OSV names them: "PyPI", "Debian", '
+        '"npm", "Go", "Maven"...')
+    feeds_dir: Path | None = Field(
+        default=None, description="Where fetched feeds are kept (ECOSYSTEM/all.zip, and feeds.json with each "
+        "one's revision); they are read by every assessment; default ~/.local/share/patchline/osv")
+
+    @field_validator("mirror")
+    @classmethod
+    def _mirror_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from patchline.advisories._feeds import check_mirror
+        from patchline.errors import FeedError
+
+        try:
+            check_mirror(value)
+        except FeedError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
 
     @field_validator("feeds", mode="before")
     @classmethod
@@ -145,7 +170,8 @@ class BuildConfig(_Section):
     jobs: int = Field(default=0, ge=0, description="Builds at once; 0: the number of cores")
     pull: Literal["always", "missing", "never", "newer"] = Field(
         default="missing", description="buildah's --pull policy for base images (they are pinned by digest anyway)")
-    network: str = Field(default="host", description="buildah --network for RUN steps (host reaches the mirrors)")
+    network: str = Field(default="private", description="buildah --network for RUN steps: private (buildah's own "
+                         "network namespace; it reaches the mirrors, not the host's loopback), host, none")
     source_date_epoch: int | None = Field(
         default=None, ge=0, description="Fixed timestamp for every build; default: the previous build's when the "
         "recipe and its bases are unchanged, else the build's start")
@@ -173,6 +199,10 @@ class ImageTest(_Section):
     body: str | None = Field(default=None, description="A regular expression the HTTP body must match")
     env: dict[str, str] = Field(default_factory=dict, description="Environment of the test's container")
     timeout: float = Field(default=60.0, gt=0, description="Seconds before the test fails")
+    capabilities: tuple[str, ...] = Field(default=(), description="Linux capabilities the test's container keeps "
+                                          "(all others are dropped), e.g. NET_BIND_SERVICE")
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+[bkmg]?$", description="Memory limit, e.g. 512m")
+    pids_limit: int = Field(default=1024, ge=16, description="Processes the test's container may have")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ImageTest:
@@ -198,6 +228,9 @@ class ImageRecipe(_Section):
     target: str | None = Field(default=None, description="Reference to push to; default REGISTRY/NAMESPACE/NAME:latest")
     args: dict[str, str] = Field(default_factory=dict)
     build_target: str | None = Field(default=None, description="Stage to build (buildah --target)")
+    network: str | None = Field(default=None, description="buildah --network for this image's RUN steps, e.g. "
+                                "\"host\" when they must reach a service on the host's loopback; default "
+                                "[build] network")
     tests: tuple[ImageTest, ...] = Field(
         default=(), description="Integration tests of the new image; a string is a command")
 
@@ -229,12 +262,15 @@ class SignConfig(_Section):
                                  "cosign key); never the user's keyring; default ~/.local/share/patchline/keys")
     lookaside: Path | None = Field(default=None, description="Where simple signatures are written (a file:// "
                                    "lookaside store); default ~/.local/share/patchline/sigstore")
-    registries_d: Path | None = Field(default=None, description="The registries.d directory patchline writes its "
-                                      "lookaside configuration to; default: the one containers/image reads")
+    registries_d: Path | None = Field(default=None, description="patchline's own registries.d directory (its "
+                                      "lookaside configuration, read only by its pulls); default: registries.d "
+                                      "beside the policy.json")
     policy: Path | None = Field(default=None, description="The policy.json the podman target pulls through; "
                                 "default ~/.local/share/patchline/policy.json")
     cosign: bool = Field(default=True, description="Also push a cosign-format signature (tag sha256-HEX.sig)")
     sbom: bool = Field(default=True, description="Attach the CycloneDX SBOM as an OCI artifact")
+    provenance: bool = Field(default=True, description="Attach SLSA v1 provenance, a DSSE envelope signed with "
+                             "the cosign key (tag sha256-HEX.att, as cosign attest writes it)")
 
 
 class WebhookConfig(_Section):
@@ -368,7 +404,8 @@ class IgnoreRule(_Section):
 class PolicyException(_Section):
     """A rule set aside for some subjects, by someone, for a reason, until a day (then it expires by itself)."""
 
-    rule: Literal["allowed-bases", "max-fixable-severity", "denied-packages"]
+    rule: Literal["allowed-bases", "base-age", "base-signed", "max-fixable-severity", "denied-packages",
+                  "pending-update-age", "required-runtime", "required-attestations"]
     subject: str = Field(description="A glob over the base reference, image repository or recipe it excuses")
     owner: str = Field(min_length=1)
     reason: str = Field(min_length=1)
@@ -384,6 +421,21 @@ class PolicyConfig(_Section):
         default=None, description="The worst fixable advisory severity an image may carry into a rollout")
     denied_packages: tuple[str, ...] = Field(default=(), description="Globs over package names no rolled-out "
                                              "image may contain")
+    max_base_age_days: int | None = Field(
+        default=None, ge=0, description="Plan refuses a recipe whose outside base was created (its image config's "
+        "`created`) more than this many days ago; a base whose creation date is unknown is refused too")
+    allowed_bases_signed_by: tuple[Path, ...] = Field(
+        default=(), description="cosign public keys (PEM; relative to this file): plan refuses a recipe whose "
+        "outside base carries no cosign signature that verifies with one of them")
+    require_runsc_for_bases: tuple[str, ...] = Field(
+        default=(), description="Globs over base repositories: an image built FROM one (or whose bases are "
+        "unknown) is rolled out only to services with runtime = \"runsc\" (gVisor)")
+    max_pending_update_age_days: int | None = Field(
+        default=None, ge=0, description="A rollout refuses an image with a security update pending for longer "
+        "than this many days since patchline first saw it (an update with no such record is refused too)")
+    require_attestations: tuple[Literal["signature", "cosign", "sbom", "provenance"], ...] = Field(
+        default=(), description="What a rollout verifies before it pulls (as `patchline verify` does): the simple "
+        "signature, the cosign signature, the SBOM the provenance names, the SLSA provenance and its bases")
     exceptions: tuple[PolicyException, ...] = ()
 
 
@@ -443,7 +495,32 @@ def load_config(path: Path | None = None) -> Config:
         try:
             return Config.model_validate({**data, "source": candidate})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{candidate}: {where}: {first['msg']}", detail=str(exc)) from exc
+            # Not chained: the ValidationError's text shows every input value, passwords and webhook paths too.
+            raise _invalid_config(candidate, exc) from None
     return Config()
+
+
+# Keys whose values are, or may hold, secrets: DSN and AMQP passwords, webhook paths, HMAC keys, environments.
+_SECRET_KEYS = frozenset({"url", "amqp_url", "secret", "password", "token", "env", "args", "feeds"})
+
+
+def _invalid_config(source: Path, exc: ValidationError) -> ConfigError:
+    """The first error as ``SOURCE: LOCATION: MESSAGE`` (all of them in the detail), never an input value."""
+    lines = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=True):
+        loc = [str(p) for p in error["loc"]]
+        # A validator's message may quote its input (a feed's URL): a secret one is blanked out of it.
+        secret = _secret_values(error.get("input"), under_secret=bool(_SECRET_KEYS.intersection(loc)))
+        message = redact_passwords(redact(error["msg"], secret, urls=True))
+        lines.append(f"{'.'.join(loc)}: {message}" if loc else message)
+    return ConfigError(f"{source}: {lines[0]}", detail="\n".join(lines) if len(lines) > 1 else None)
+
+
+def _secret_values(value: object, *, under_secret: bool) -> list[str]:
+    if under_secret:
+        return secret_strings(value)
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _secret_values(v, under_secret=k in _SECRET_KEYS)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _secret_values(v, under_secret=False)]
+    return []

@@ -7,11 +7,14 @@ update published since bookworm's release: the real pending security updates of 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from patchline.build import BuildStatus, ReasonCode, plan_fleet, rebuild, rebuil
 from patchline.store import Store, open_store
 from tests.support.aptrepo import AptRepo
 from tests.support.images import BuiltImage
-from tests.support.registry import RunningRegistry, forget_local_images_of, require_tools
+from tests.support.registry import RunningRegistry, forget_local_images_of, require_tools, start_registry
 
 pytestmark = pytest.mark.usefixtures("_build_tools")
 
@@ -153,7 +156,9 @@ def test_a_fixed_package_in_two_images_plans_exactly_those_and_their_dependants(
     apt_repo.add("pl-hello", "1.0-1", changelog_cves=["CVE-2099-0000"])
     apt_repo.publish("stable-security")
     hello_fleet(tmp_path, debian_base_image)
-    config = write_config(tmp_path, registry, extra=local_suite(apt_repo))
+    # The test's apt repository listens on the host's loopback: only the host's network reaches it.
+    config = write_config(tmp_path, registry, extra=local_suite(apt_repo),
+                          images='[[images]]\nglob = "*"\nnetwork = "host"\n')
     with open_store(config.store.url) as store:
         _plan, first = run_rebuild(config, store)
         assert all(r.status is BuildStatus.BUILT for r in first.results), [(r.name, r.error) for r in first.results]
@@ -347,7 +352,7 @@ def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: Run
     upstream_layers = len(_inspect(upstream)["RootFS"]["Layers"])
 
     config = write_config(tmp_path, registry, extra=local_suite(apt_repo),
-                          images=f'[[images]]\nname = "hello"\nimage = "{upstream}"\n')
+                          images=f'[[images]]\nname = "hello"\nimage = "{upstream}"\nnetwork = "host"\n')
     target = f"{registry.host}/example/hello:latest"
     with open_store(config.store.url) as store:
         _plan, first = run_rebuild(config, store)
@@ -384,6 +389,101 @@ def test_patch_in_place_of_an_image_without_recipe(tmp_path: Path, registry: Run
         assert third.results[0].status is BuildStatus.BUILT, third.results[0].error
         assert len(_inspect(target)["RootFS"]["Layers"]) == upstream_layers + 1
         assert not plan_fleet(config, store).plan
+
+
+def _command_lines() -> list[str]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                out.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue
+    return out
+
+
+@pytest.mark.usefixtures("forget_local_images")
+def test_build_args_reach_the_build_but_no_command_line_or_log(tmp_path: Path, registry: RunningRegistry,
+                                                              debian_base_image: BuiltImage) -> None:
+    """A secret build arg is in the RUN step's environment; ``ps`` and the build log never show it. The RUN
+    steps run in a network namespace of their own unless the recipe asks for the host's."""
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    host_net = Path("/proc/self/ns/net").readlink().name
+    # The Containerfile names the secret by its hash only: what shows it, the build gave it away.
+    check = ('ARG API_TOKEN\nARG HOST_NET\nRUN test "$(printf %%s "$API_TOKEN" | sha256sum)" = "%s  -" && sleep 3 && '
+             'test "$(readlink /proc/self/ns/net)" %s "$HOST_NET" && touch /built\n')
+    for name, same in (("isolated", "!="), ("on-host", "=")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Containerfile").write_text(f"FROM {debian_base_image.reference}\n"
+                                                       + check % (hashlib.sha256(secret.encode()).hexdigest(), same))
+    images = "".join(f'[[images]]\nname = "{n}"\ncontext = "{n}"\nargs = {{API_TOKEN = "{secret}", '
+                     f'HOST_NET = "{host_net}"}}\n{extra}\n'
+                     for n, extra in (("isolated", ""), ("on-host", 'network = "host"')))
+    config = write_config(tmp_path, registry, update_sources=False, pending="none", images=images)
+    seen: list[str] = []
+    with open_store(config.store.url) as store, ThreadPoolExecutor(1) as pool:
+        fleet = plan_fleet(config, store)
+        running = pool.submit(rebuild, fleet.plan, fleet.graph, store, rebuild_options(config), hashes=fleet.hashes)
+        while not running.done():
+            seen += _command_lines()
+            time.sleep(0.05)
+        report = running.result()
+    assert {r.name: r.status for r in report.results} == dict.fromkeys(["isolated", "on-host"], BuildStatus.BUILT), \
+        [(r.name, r.error) for r in report.results]
+    buds = [line for line in seen if line.startswith("buildah ") and " bud " in line]
+    assert len({line for line in buds if "--build-arg=API_TOKEN " in line}) == 2, buds  # the sampler saw both
+    assert not [line for line in seen if secret in line]
+    assert all("--network=private" in line for line in buds if "isolated" in line)
+    for result in report.results:
+        assert result.log is not None and secret not in result.log.read_text()
+
+
+def test_only_the_insecure_registry_is_reached_without_tls(tmp_path: Path, registry: RunningRegistry) -> None:
+    """``[registries] insecure`` reaches the build as a registries.conf of its own: the insecure host's base is
+    pulled over plain HTTP, another plain-HTTP registry's is refused (TLS stays on for it)."""
+    from patchline.build._buildah import BuildEnv, bud
+    from patchline.errors import BuildError
+
+    (tmp_path / "hello").write_text("hello\n")
+    working = subprocess.run(["buildah", "from", "scratch"], capture_output=True, text=True, check=True).stdout.strip()
+    tiny = f"localhost/patchline-test/tiny-{uuid.uuid4().hex[:8]}:1"
+    try:
+        subprocess.run(["buildah", "copy", working, str(tmp_path / "hello"), "/hello"], capture_output=True, check=True)
+        tiny_id = subprocess.run(["buildah", "commit", "--quiet", working, tiny], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+    finally:
+        subprocess.run(["buildah", "rm", working], capture_output=True, check=False)
+    with start_registry(tmp_path / "other") as other:
+        for host in (registry.host, other.host):
+            subprocess.run(["podman", "push", "--tls-verify=false", "--quiet", tiny, f"{host}/example/tiny:1"],
+                           check=True, capture_output=True, timeout=120)
+        try:
+            env = BuildEnv(pull="always", insecure=frozenset({registry.host}), scratch=tmp_path)
+
+            def build(name: str, *bases: str) -> str:
+                context = tmp_path / name
+                context.mkdir()
+                stages = "".join(f"FROM {b}/example/tiny:1 AS s{i}\n" for i, b in enumerate(bases))
+                copies = "".join(f"COPY --from=s{i} /hello /hello{i}\n" for i in range(1, len(bases)))
+                (context / "Containerfile").write_text(stages + "FROM s0\n" + copies + "LABEL built=1\n")
+                return bud(containerfile=context / "Containerfile", context=context, tag=f"localhost/pl-{name}:1",
+                           args={}, timestamp=0, env=env, log=tmp_path / f"{name}.log",
+                           iidfile=tmp_path / f"{name}.iid")
+
+            assert build("insecure-only", registry.host).startswith("sha256:")
+            with pytest.raises(BuildError, match=rf"{other.host}.*HTTP response to HTTPS client"):
+                build("and-another", registry.host, other.host)
+            assert "--tls-verify" not in (tmp_path / "insecure-only.log").read_text()
+            assert [p.name for p in tmp_path.iterdir() if p.name.startswith("patchline-build-")] == []
+        finally:
+            # A failed bud leaves the working containers of its stages (a rebuild's marker would name them).
+            listed = subprocess.run(["buildah", "containers", "--json"], capture_output=True, text=True, check=False)
+            left = [c["id"] for c in json.loads(listed.stdout or "[]") or [] if c.get("imageid") == tiny_id]
+            if left:
+                subprocess.run(["buildah", "rm", *left], capture_output=True, check=False)
+            forget_local_images_of(other.host)
+            forget_local_images_of(registry.host)
+            subprocess.run(["podman", "rmi", "localhost/pl-insecure-only:1", tiny], capture_output=True, check=False)
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """GPG simple signing end to end: real gpg keys, skopeo signatures in a lookaside store, a loopback registry,
-the registries.d podman reads, and ``podman pull --signature-policy`` enforcing patchline's policy.json.
+patchline's own registries.d (beside its policy.json, never the system's) and the pull into podman's storage
+enforcing patchline's policy.json.
 
 Every image is made for the test (one small layer of random bytes), so it cannot already be in podman's
 storage: a pull really goes through the policy. The registry listens on a random port, and the test's
-registries.d scope is that ``127.0.0.1:PORT``; the fixture removes it again.
+registries.d scope is that ``127.0.0.1:PORT``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from patchline._config import SignConfig
 from patchline.errors import HostError, SignatureRefused, SignError
 from patchline.sign._keys import generate_keys, gpg_environment, load_keys, stop_agent
 from patchline.sign._simple import (
+    REGISTRIES_D_FILE,
+    SYSTEM_REGISTRIES_D,
     list_signatures,
     manifest_digest,
     pull_verified,
@@ -119,21 +122,23 @@ class Trust:
 def trust(registry: RunningRegistry, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Trust]:
     keys = make_keys(tmp_path / "keys", request)
     lookaside = tmp_path / "sigstore"
-    # podman reads only the real registries.d (no option names another), so the test writes its scope there.
-    real = SignConfig()
-    try:
-        written = write_registries_d(real, scope=registry.host, lookaside=lookaside)
-    except SignError as exc:
-        pytest.skip(f"cannot write the registries.d podman reads ({registries_d_dir(real)}): {exc}")
-    policy = write_policy(SignConfig(policy=tmp_path / "policy.json"), keys, scopes=[f"{registry.host}/example"])
+    config = SignConfig(policy=tmp_path / "policy.json")
+    system_before = _system_registries_d()
+    written = write_registries_d(config, scope=registry.host, lookaside=lookaside)
+    assert written == tmp_path / "registries.d" / REGISTRIES_D_FILE  # beside the policy: patchline's own
+    policy = write_policy(config, keys, scopes=[f"{registry.host}/example"])
     pulled_before = set(_local_images(registry.host))
     try:
         yield Trust(registry, keys, lookaside, policy, tmp_path)
     finally:
         for image in set(_local_images(registry.host)) - pulled_before:
             remove_image(image)
-        remove_registries_d_scope(real, registry.host)
-    assert not written.exists() or registry.host not in written.read_text()
+    assert _system_registries_d() == system_before  # nothing system-wide was written
+
+
+def _system_registries_d() -> dict[str, bytes]:
+    directory = SYSTEM_REGISTRIES_D
+    return {p.name: p.read_bytes() for p in directory.iterdir()} if directory.is_dir() else {}
 
 
 def _local_images(host: str) -> list[str]:
@@ -312,20 +317,34 @@ def test_concurrent_signatures_share_one_agent_and_all_verify(trust: Trust) -> N
     assert agents_of(trust.keys.gnupg_home) == []
 
 
-def test_registries_d_scope_is_what_podman_reads(trust: Trust) -> None:
-    """Without the registries.d entry podman finds no signature, even for a signed image."""
+def test_patchlines_own_registries_d_is_what_the_pull_reads(trust: Trust) -> None:
+    """Without its registries.d entry the pull finds no signature, even for a signed image; podman, which reads
+    only the system's registries.d, finds none either: patchline's entry changes nothing for anyone else."""
     image = trust.publish("web")
     sign_image(trust.keys, repository=image.repository, manifest=image.manifest, lookaside=trust.lookaside)
-    remove_registries_d_scope(SignConfig(), trust.registry.host)
+    config = SignConfig(policy=trust.policy)
+    podman = subprocess.run(["podman", "pull", "--quiet", "--tls-verify=false", "--signature-policy",
+                             str(trust.policy), image.reference], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert podman.returncode != 0 and "no signature exists" in podman.stderr, podman.stderr
+    assert not image_exists(image.image_id)
+
+    remove_registries_d_scope(config, trust.registry.host)
     with pytest.raises(SignatureRefused, match="no signature exists"):
         pull_verified(image.reference, policy=trust.policy, insecure=True)
-    write_registries_d(SignConfig(), scope=trust.registry.host, lookaside=trust.lookaside)
+    assert not image_exists(image.image_id)
+    write_registries_d(config, scope=trust.registry.host, lookaside=trust.lookaside)
+    assert registries_d_dir(config) == trust.workdir / "registries.d"
     assert pull_verified(image.reference, policy=trust.policy, insecure=True) == image.image_id
+    # podman runs what the pull stored, like an image it pulled itself.
+    run = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", image.reference],
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout.strip() == image.image_id
 
 
 def test_pull_failure_that_is_not_a_signature_is_a_host_error(trust: Trust) -> None:
     image = trust.publish("web")
     sign_image(trust.keys, repository=image.repository, manifest=image.manifest, lookaside=trust.lookaside)
     trust.registry.kill()
-    with pytest.raises(HostError, match=r"^podman pull .* failed: "):
+    with pytest.raises(HostError, match=r"^pull of .* failed: .*connection refused"):
         pull_verified(image.reference, policy=trust.policy, insecure=True)

@@ -8,6 +8,8 @@ runs the image as it is.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import io
 import os
 import shutil
@@ -111,7 +113,7 @@ def test_command_tests_pass_fail_and_see_their_environment(image: str, run_id: s
     assert "all good" in logs[0].read_text()  # type: ignore[union-attr]
     assert "something broke" in logs[1].read_text()  # type: ignore[union-attr]
     assert "served by /bin/sh" in logs[4].read_text()  # type: ignore[union-attr]
-    assert "GREETING=..." in logs[2].read_text()  # type: ignore[union-attr]
+    assert "--env-file" in logs[2].read_text()  # type: ignore[union-attr]
     assert "s3cret" not in logs[2].read_text()  # type: ignore[union-attr]  # values may be credentials
 
 
@@ -173,3 +175,88 @@ def test_an_image_that_is_not_there_cannot_be_tested(run_id: str, tmp_path: Path
     with pytest.raises(VerifyError, match="not in local podman storage"):
         run_image_tests("localhost/patchline-test/no-such-image:gone", (ImageTest(command="true"),),
                         log_dir=tmp_path, run_id=run_id)
+
+
+@pytest.fixture
+def host_server() -> Iterator[int]:
+    """An HTTP server on every address of the host (a container with a network reaches it at its gateway)."""
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), _Quiet)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _gateway() -> str:
+    return subprocess.run(["podman", "network", "inspect", "podman", "--format",
+                           "{{range .Subnets}}{{.Gateway}}{{end}}"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_command_test_has_no_network(image: str, run_id: str, tmp_path: Path, host_server: int) -> None:
+    # busybox's static wget crashes here; nc speaks the HTTP request.
+    fetch = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {_gateway()} {host_server} | grep '^HTTP/1.0 200'"
+    # With the default network a container of the image reaches the host's server: the address is right.
+    reached = subprocess.run(["podman", "run", "--rm", "--entrypoint", "/bin/sh", image, "-c", fetch],
+                             capture_output=True, text=True, timeout=60)
+    assert reached.returncode == 0, reached.stdout + reached.stderr
+    tests = (
+        ImageTest(name="fetch", command=fetch),
+        ImageTest(name="interfaces", command="ls /sys/class/net"),
+    )
+    report = run_image_tests(image, tests, log_dir=tmp_path, run_id=run_id)
+    fetched, interfaces = report.outcomes
+    assert not fetched.passed and fetched.log is not None
+    assert "unreachable" in fetched.log.read_text().lower()
+    assert interfaces.passed and interfaces.log is not None
+    assert [line for line in interfaces.log.read_text().splitlines() if not line.startswith(("#", "$"))] == ["lo"]
+
+
+def test_test_containers_have_no_capabilities_and_no_secrets_on_the_command_line(
+        image: str, run_id: str, tmp_path: Path) -> None:
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    on_command_lines: list[bytes] = []
+    done = threading.Event()
+
+    def watch() -> None:  # the host's process table while the tests run, as `ps` shows it
+        while not done.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                with contextlib.suppress(OSError):
+                    if secret.encode() in (data := cmdline.read_bytes()):
+                        on_command_lines.append(data)
+            time.sleep(0.02)
+
+    status = "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status"
+    tests = (
+        ImageTest(name="as root", command=f"test $(id -u) = 0 && {status}"),
+        ImageTest(name="declared", command=status, capabilities=("NET_BIND_SERVICE",)),
+        ImageTest(name="env", command=f'test "${{#TOKEN}}" = {len(secret)} && sleep 2 && echo "token: $TOKEN"',
+                  env={"TOKEN": secret}),
+        ImageTest(name="pids", command="cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+                  pids_limit=64),
+    )
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        # As root in the container (the image's user would have no effective capabilities anyway).
+        report = run_image_tests(image, tests, log_dir=tmp_path, run_id=run_id, podman_args=("--user", "0"))
+    finally:
+        done.set()
+        watcher.join()
+    assert [(o.name, o.passed) for o in report.outcomes] == [("as root", True), ("declared", True), ("env", True),
+                                                            ("pids", True)]
+    logs = [o.log.read_text() if o.log else "" for o in report.outcomes]
+    assert "CapEff:\t0000000000000000" in logs[0] and "CapBnd:\t0000000000000000" in logs[0]
+    assert "NoNewPrivs:\t1" in logs[0]
+    assert "CapEff:\t0000000000000400" in logs[1] and "CapBnd:\t0000000000000400" in logs[1]  # NET_BIND_SERVICE
+    assert on_command_lines == []
+    assert "--env-file" in logs[2] and secret not in logs[2] and "token: [redacted]" in logs[2]
+    assert "\n64\n" in logs[3]

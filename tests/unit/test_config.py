@@ -77,10 +77,10 @@ def test_the_example_files_commented_tables_are_valid_too(tmp_path: Path) -> Non
     for line in lines:
         body = line[2:] if line.startswith("# ") else line
         if body.startswith(("[[images]]", "[[services]]", "glob =", "name =", "context =", "containerfile =",
-                            "target =", "args =", "build_target =", "max_age_days =", "tests =", '  "python3',
-                            "  { http", "]", "replicas =", "image =", "port =", "host_port =", "env =", "command =",
-                            "podman_args =", "strategy =", "max_unavailable =", "bake_seconds =", "auto_rollout =",
-                            "health =")):
+                            "target =", "args =", "build_target =", "network =", "max_age_days =", "tests =",
+                            '  "python3', "  { http", "]", "replicas =", "image =", "port =", "host_port =", "env =",
+                            "command =", "podman_args =", "strategy =", "max_unavailable =", "bake_seconds =",
+                            "auto_rollout =", "health =")):
             out.append(body)
         elif not line.startswith("#"):
             out.append(line)
@@ -90,6 +90,7 @@ def test_the_example_files_commented_tables_are_valid_too(tmp_path: Path) -> Non
     config = load_config(path)
     web = next(i for i in config.images if i.name == "web")
     assert [t.command or t.http for t in web.tests] == ["python3 -c 'import app'", "/healthz"]
+    assert (config.build.network, web.network) == ("private", "host")
     service = config.services[0]
     assert (service.name, service.replicas, service.strategy, service.health.http) == ("web", 3, "canary",
                                                                                      "/healthz")

@@ -10,11 +10,18 @@ rebuild; ``patchline-export-PID-*``, the rescans' layout) and the buildah workin
 ``buildah bud`` cannot name or label its working containers, so each rebuild's buildah commands get the scratch
 directory's ``mounts.conf`` as their default mounts file (a copy of the host's): buildah records that path in
 every container it creates, and it names the owner.
+
+Nothing secret reaches a command line or a log: build args go to buildah by name (``--build-arg KEY``, the value
+in its environment). ``[registries] insecure`` applies to the hosts it names only: a build reads a
+``registries.conf`` of its own (``CONTAINERS_REGISTRIES_CONF``) marking just those hosts insecure, in a private
+directory removed after the build. RUN steps run on buildah's own network (``private``) unless the recipe asks
+for another (``network = "host"``).
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import os
 import re
@@ -22,7 +29,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+import tomllib
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +55,12 @@ _MARKER = re.compile(r"/patchline-build-(\d+)-[^/]+/" + re.escape(MOUNTS_FILE) +
 _WORKING = re.compile(r"-working-container(-\d+)?$")
 # Where buildah looks for the default mounts when none is given (the rootless user's own file first).
 _HOST_MOUNTS = ("/etc/containers/mounts.conf", "/usr/share/containers/mounts.conf")
+# Build args that would change how buildah itself runs if they were in its environment (its paths, locale, Go
+# runtime, containers/image and storage settings, proxies): these stay ``--build-arg=KEY=VALUE``.
+_TOOL_VARIABLES = re.compile(r"PATH|HOME|TMPDIR|USER|LOGNAME|SHELL|TERM|TZ|LANG|LANGUAGE|LC_\w+|LD_\w+|XDG_\w+|"
+                             r"CONTAINERS_\w+|BUILDAH_\w+|STORAGE_\w+|REGISTRY_AUTH_FILE|DOCKER_\w+|DBUS_\w+|"
+                             r"NOTIFY_SOCKET|SSL_CERT_(FILE|DIR)|GODEBUG|GOGC|GOMAXPROCS|GOMEMLIMIT|GOTRACEBACK|"
+                             r"SOURCE_DATE_EPOCH|(?i:(https?|ftp|all|no)_proxy)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +68,8 @@ class BuildEnv:
     """What every build and patch shares: tools, network, mounts, registries."""
 
     pull: str = "missing"
-    network: str = "host"
-    insecure: frozenset[str] = frozenset()  # registry hosts reached with --tls-verify=false
+    network: str = "private"  # buildah --network of RUN steps: its own network namespace unless asked
+    insecure: frozenset[str] = frozenset()  # registry hosts reached over plain HTTP or unverified TLS, only them
     ca_bundle: Path | None = None
     mounts: tuple[tuple[Path, str], ...] = field(default=())  # (host path, path in RUN containers), read-only
     scratch: Path | None = None  # this rebuild's scratch directory (new_scratch()): buildah's TMPDIR and marker
@@ -209,20 +225,122 @@ def pinned(reference: str, digest: str) -> str:
     return f"{ref.registry}/{ref.repository}@{digest}"
 
 
+def build_arg_flags(args: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """``--build-arg`` flags naming ``args`` and the environment that carries their values.
+
+    buildah takes a bare ``--build-arg KEY`` from its environment, so no value shows in ``ps`` or the log; only
+    names buildah itself reads (:data:`_TOOL_VARIABLES`) keep their value on the command line.
+    """
+    flags: list[str] = []
+    environ: dict[str, str] = {}
+    for key, value in sorted(args.items()):
+        if _TOOL_VARIABLES.fullmatch(key):
+            flags.append(f"--build-arg={key}={value}")
+        else:
+            flags.append(f"--build-arg={key}")
+            environ[key] = value
+    return flags, environ
+
+
+def host_registries_conf() -> Path:
+    """The ``registries.conf`` containers/image reads without ours: ``$CONTAINERS_REGISTRIES_CONF``, else the
+    user's ``~/.config/containers/registries.conf`` when it exists, else ``/etc/containers/registries.conf``."""
+    named = os.environ.get("CONTAINERS_REGISTRIES_CONF")
+    if named:
+        return Path(named)
+    user = Path.home() / ".config" / "containers" / "registries.conf"
+    return user if user.is_file() else Path("/etc/containers/registries.conf")
+
+
+def registries_conf(insecure: Iterable[str], *, host_conf: str = "", source: str = "registries.conf") -> str:
+    """A containers-registries.conf (v2) marking exactly the ``insecure`` hosts ``insecure = true``.
+
+    ``host_conf`` (the host's file, kept byte for byte: its mirrors, blocked registries and search list still
+    apply) gets one ``[[registry]]`` table per host it does not configure yet. A host it configures without
+    ``insecure = true`` is refused (containers/image refuses a registry defined twice with different settings).
+    """
+    try:
+        document = tomllib.loads(host_conf)
+    except tomllib.TOMLDecodeError as exc:
+        raise BuildError(f"cannot read {source}: {exc}") from exc
+    if "registries" in document:
+        raise BuildError(f"{source} is in the version 1 format: a build cannot add its insecure registries to it; "
+                         "convert it to version 2 ([[registry]] tables)")
+    entries = document.get("registry", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise BuildError(f"{source}: `registry` is not a list of [[registry]] tables")
+    out = host_conf if not host_conf or host_conf.endswith("\n") else host_conf + "\n"
+    for host in sorted(set(insecure)):
+        if not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", host):
+            raise BuildError(f"insecure registry {host!r} is not a registry host (HOST[:PORT])")
+        configured = [e for e in entries if host in (e.get("location"), e.get("prefix"))]
+        if any(e.get("insecure") is not True for e in configured):
+            raise BuildError(f"{source} configures {host} without insecure = true, which [registries] insecure "
+                             "names: set it there too, or remove the host from one of them")
+        if not configured:
+            out += f'\n# patchline: [registries] insecure\n[[registry]]\nlocation = "{host}"\ninsecure = true\n'
+    return out
+
+
+@contextmanager
+def registries_env(env: BuildEnv) -> Iterator[dict[str, str]]:
+    """The environment that makes buildah read a registries.conf marking only ``env.insecure`` insecure, written
+    for the duration of the block into a private directory of this process (``patchline-build-PID-*``, 0700)."""
+    if not env.insecure:
+        yield {}
+        return
+    source = host_registries_conf()
+    try:
+        host_conf = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        host_conf = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildError(f"cannot read {source}: {exc}") from exc
+    text = registries_conf(env.insecure, host_conf=host_conf, source=str(source))
+    directory = owned_dir("build", env.scratch or scratch_root())
+    try:
+        conf = directory / "registries.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        yield {"CONTAINERS_REGISTRIES_CONF": str(conf)}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def loopback_note(network: str, urls: Iterable[str]) -> str | None:
+    """What to tell the user when RUN steps on ``network`` cannot reach one of ``urls`` (an apt source on this
+    host's loopback, outside the build's own network namespace), or None."""
+    if network == "host":
+        return None
+    for url in urls:
+        host = urllib.parse.urlsplit(url).hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return (f"update source {url} is on this host's loopback, which RUN steps on network {network!r} "
+                    'cannot reach: set network = "host" on the image\'s [[images]] entry')
+    return None
+
+
 def bud(*, containerfile: Path, context: Path, tag: str, args: Mapping[str, str], timestamp: int,
-        env: BuildEnv, log: Path, target: str | None = None, iidfile: Path, bases: Sequence[str] = ()) -> str:
-    """``buildah bud``; returns the image ID (``sha256:...``)."""
+        env: BuildEnv, log: Path, target: str | None = None, iidfile: Path) -> str:
+    """``buildah bud``; returns the image ID (``sha256:...``).
+
+    Build args reach buildah through its environment (:func:`build_arg_flags`); the bases' registries are
+    reached over plain HTTP only when ``env.insecure`` names their host (:func:`registries_env`).
+    """
+    flags, values = build_arg_flags(args)
     argv = env.buildah("bud", "--layers=false", f"--timestamp={timestamp}", f"--pull={env.pull}",
                        f"--network={env.network}", f"--iidfile={iidfile}", f"--file={containerfile}", f"--tag={tag}",
-                       *env.volume_flags())
-    argv += [f"--build-arg={k}={v}" for k, v in sorted(args.items())]
-    argv += [f"--build-arg=SOURCE_DATE_EPOCH={timestamp}"]
+                       *env.volume_flags(), *flags, f"--build-arg=SOURCE_DATE_EPOCH={timestamp}")
     if target:
         argv.append(f"--target={target}")
-    if any(env.tls_flag(b) for b in bases):  # buildah has one TLS switch for every pull of a build
-        argv.append("--tls-verify=false")
     argv.append(str(context))
-    _run(argv, log, "buildah bud", env=env.environ(SOURCE_DATE_EPOCH=str(timestamp)))
+    with registries_env(env) as registries:
+        _run(argv, log, "buildah bud", env=env.environ(**values, **registries, SOURCE_DATE_EPOCH=str(timestamp)))
     return "sha256:" + iidfile.read_text().strip().removeprefix("sha256:")
 
 

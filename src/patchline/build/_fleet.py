@@ -50,7 +50,7 @@ def _recipe(config: Config, entry: ImageRecipe, name: str, context: Path | None)
         except ReferenceError_ as exc:
             raise ConfigError(f"image {name}: {exc}") from exc
         return Recipe(name=name, kind=RecipeKind.PATCH, target=target, image=entry.image, max_age_days=max_age,
-                      tests=entry.tests)
+                      tests=entry.tests, network=entry.network)
     assert context is not None
     if not context.is_dir():
         raise BuildError(f"image {name}: build context {context} is not a directory")
@@ -65,7 +65,7 @@ def _recipe(config: Config, entry: ImageRecipe, name: str, context: Path | None)
     parsed = parse_containerfile(text, path=str(containerfile), build_args=args, target=entry.build_target)
     return Recipe(name=name, kind=RecipeKind.RECIPE, target=target, context=context, containerfile=containerfile,
                   args=args, build_target=entry.build_target, parsed=parsed, max_age_days=max_age,
-                  tests=entry.tests)
+                  tests=entry.tests, network=entry.network)
 
 
 def load_recipes(config: Config) -> list[Recipe]:

@@ -41,6 +41,7 @@ class Recipe:
     image: str | None = None  # for PATCH: the upstream image
     max_age_days: int | None = None
     tests: tuple[ImageTest, ...] = ()
+    network: str | None = None  # buildah --network of its RUN steps; None: [build] network
 
     def bases(self) -> tuple[str, ...]:
         """Every image this recipe's build uses (FROM and COPY --from of the built stage), or the patched image."""

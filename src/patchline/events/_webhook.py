@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import urllib.parse
 from collections.abc import Sequence
 
 import httpx
@@ -13,26 +12,12 @@ import httpx
 from patchline import __version__, _clock
 from patchline._config import WebhookConfig
 from patchline._http import tls_context
+from patchline._redact import redact_url
 from patchline.errors import ConfigError, EventError
 from patchline.events._cloudevents import CONTENT_TYPE, default_source, encode
 from patchline.events.interface import CLOUDEVENTS_TYPE_PREFIX, Event
 
 SIGNATURE_HEADER = "X-Patchline-Signature"
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]/…``: a webhook URL's path and query are often its secret (a chat hook's token),
-    and user info is a password. This is what patchline prints and stores."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    tail = "/…" if parts.path.strip("/") or parts.query else "/"
-    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{tail}"
 
 
 def webhook_sink(url: str) -> str:

@@ -16,15 +16,12 @@ killed after it.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shlex
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from patchline._http import tls_context
+from patchline._least_privilege import env_file, least_privilege_flags
 from patchline.errors import Error, HostError, SignatureRefused
 from patchline.oci import parse_image_ref
 from patchline.rollout.interface import (
@@ -147,9 +145,9 @@ class PodmanTarget:
         as started (running, no restarts); :meth:`probe` tells whether it serves.
         """
         name = spec.container_name(index)
-        with _env_file(spec.env) as env_file:
+        with env_file(spec.env) as env_path:
             argv = run_argv(spec, index, image=image, image_id=image_id, rollout_id=rollout_id,
-                            stop_timeout=self._stop_timeout, env_file=env_file)
+                            stop_timeout=self._stop_timeout, env_file=env_path)
             # One podman call, occupied slot or not: --replace stops and removes whatever holds the name.
             proc = _podman(argv, check=False)
         if proc.returncode != 0:
@@ -216,12 +214,8 @@ def run_argv(spec: ServiceSpec, index: int, *, image: str, image_id: str, rollou
     identifies the replica. Environment values go through ``env_file`` (0600, never
     on a command line that ``ps`` shows); without one they are passed as ``--env``.
     """
-    hardening = ["--cap-drop=all", *(f"--cap-add={c}" for c in spec.capabilities),
-                 "--security-opt=no-new-privileges", f"--pids-limit={spec.pids_limit}"]
-    if spec.memory:
-        hardening.append(f"--memory={spec.memory}")
-    if spec.userns_auto:
-        hardening.append("--userns=auto")
+    hardening = least_privilege_flags(capabilities=spec.capabilities, pids_limit=spec.pids_limit,
+                                      memory=spec.memory, userns_auto=spec.userns_auto)
     if spec.runtime == "runsc":
         # gVisor: a user-space kernel between the service and the host's. Its netstack cannot run in the root
         # network namespace here and its KVM platform hangs in VMs: network=host uses the container's own
@@ -244,24 +238,6 @@ def run_argv(spec: ServiceSpec, index: int, *, image: str, image_id: str, rollou
         for key, value in spec.env.items():
             argv += ["--env", f"{key}={value}"]
     return [*argv, image_id, *spec.command]
-
-
-@contextlib.contextmanager
-def _env_file(env: Mapping[str, str]) -> Iterator[Path | None]:
-    """The service's environment in a 0600 file in a 0700 directory, removed once podman has read it."""
-    if not env:
-        yield None
-        return
-    for key, value in env.items():
-        if "\n" in key or "\n" in value or "=" in key:
-            raise HostError(f"environment variable {key!r}: a name with '=' or a newline in a name or value "
-                            "cannot go through an env file")
-    with tempfile.TemporaryDirectory(prefix="patchline-env-") as tmp:
-        path = Path(tmp) / "env"
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.writelines(f"{k}={v}\n" for k, v in env.items())
-        yield path
 
 
 def parse_replicas(ps_json: str) -> list[Replica]:

@@ -6,6 +6,10 @@ lookaside store that ``registries.d`` configures for its registry scope, at
 ``STORE/PATH@sha256=HEX/signature-N`` (N counts from 1; readers stop at the first
 missing N), and enforces them through a ``policy.json`` ``signedBy`` requirement.
 
+patchline's ``registries.d`` is its own directory beside its policy.json, read only by
+its own pulls (``skopeo --registries.d``): nothing system-wide changes. An entry an
+older patchline left in the system's directory is moved there on the next write.
+
 patchline signs by digest: the identity it signs is ``REPOSITORY@DIGEST`` (or
 ``REPOSITORY:TAG`` when asked), which ``matchRepoDigestOrExact`` (the policy default)
 accepts for a pull by digest. A name-only identity would be refused.
@@ -51,6 +55,7 @@ __all__ = [
 ]
 
 REGISTRIES_D_FILE = "patchline.yaml"
+REGISTRIES_D_DIR = "registries.d"  # beside patchline's policy.json
 SYSTEM_REGISTRIES_D = Path("/etc/containers/registries.d")
 
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
@@ -273,17 +278,19 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def registries_d_dir(config: SignConfig) -> Path:
-    """The registries.d directory containers/image reads, or ``config.registries_d``.
+    """``config.registries_d``, else ``registries.d`` beside patchline's policy.json (:func:`policy_path`).
 
-    containers/image's rule: ``~/.config/containers/registries.d`` when it exists
-    (it then replaces the system directory entirely), else
-    ``/etc/containers/registries.d``. patchline never creates the user directory,
-    which would hide the system files.
+    Only patchline's own pulls read it (:func:`pull_verified` passes ``--registries.d``).
     """
     if config.registries_d is not None:
         return config.registries_d.expanduser().absolute()
-    user = Path.home() / ".config" / "containers" / "registries.d"
-    return user if user.is_dir() else SYSTEM_REGISTRIES_D
+    return policy_path(config).parent / REGISTRIES_D_DIR
+
+
+def legacy_registries_d_dirs() -> tuple[Path, ...]:
+    """Where patchline used to write its ``patchline.yaml``: the directory containers/image reads by default
+    (``~/.config/containers/registries.d`` when it exists, else the system's)."""
+    return (Path.home() / ".config" / "containers" / "registries.d", SYSTEM_REGISTRIES_D)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -331,12 +338,47 @@ def _write_registries_d_document(path: Path, document: dict[str, Any]) -> None:
     _atomic_write(path, _REGISTRIES_D_HEADER + yaml.safe_dump(document, sort_keys=True, default_flow_style=False))
 
 
+def _legacy_entries(directory: Path, url: str) -> dict[Path, dict[str, Any]]:
+    """The scopes an older patchline wrote for the lookaside store ``url`` in the default registries.d
+    directories (other than ``directory``), by file: what belongs to this patchline there."""
+    found: dict[Path, dict[str, Any]] = {}
+    for legacy in legacy_registries_d_dirs():
+        path = legacy / REGISTRIES_D_FILE
+        try:
+            if legacy.absolute() == directory or not path.is_file():
+                continue
+            docker = _load_yaml(path).get("docker") or {}
+        except (OSError, SignError):
+            continue  # not readable: nothing this patchline can have written
+        ours = {scope: entry for scope, entry in docker.items()
+                if isinstance(entry, dict) and entry.get("lookaside") == url}
+        if ours:
+            found[path] = ours
+    return found
+
+
+def _forget_legacy(path: Path, scopes: Sequence[str], url: str) -> None:
+    """Remove ``scopes`` from an older patchline's ``patchline.yaml`` while they still name the lookaside store
+    ``url`` (nothing else); the file goes with its last scope. Best effort: a file this process cannot write was
+    not this patchline's."""
+    try:
+        with _locked(path.parent):
+            document = _load_yaml(path)
+            docker = document.get("docker") or {}
+            for scope in scopes:
+                if isinstance(docker.get(scope), dict) and docker[scope].get("lookaside") == url:
+                    del docker[scope]
+            _write_registries_d_document(path, document)
+    except (OSError, SignError):
+        pass
+
+
 def write_registries_d(config: SignConfig, *, scope: str, lookaside: Path) -> Path:
     """Point containers/image at ``lookaside`` for ``scope`` (a registry host, or ``HOST/NAMESPACE``).
 
-    The entry goes into patchline's own ``patchline.yaml`` in :func:`registries_d_dir`,
-    which holds every scope patchline manages (merged under a lock, rewritten atomically).
-    Returns the file.
+    The entry goes into ``patchline.yaml`` in patchline's own :func:`registries_d_dir`, which holds every scope
+    patchline manages (merged under a lock, rewritten atomically). Entries an older patchline wrote for the
+    same lookaside store in the system's registries.d move here and leave that file. Returns the file.
     """
     _check_scope(scope)
     directory = registries_d_dir(config)
@@ -348,6 +390,7 @@ def write_registries_d(config: SignConfig, *, scope: str, lookaside: Path) -> Pa
         raise SignError(f"cannot create {exc.filename}: {exc.strerror} (set [sign] registries_d / lookaside)") from exc
     path = directory / REGISTRIES_D_FILE
     url = lookaside.as_uri()
+    legacy = _legacy_entries(directory, url)
     try:
         with _locked(directory):
             other = _other_definition(directory, scope)
@@ -356,28 +399,38 @@ def write_registries_d(config: SignConfig, *, scope: str, lookaside: Path) -> Pa
                                 f"or let patchline manage the scope in {path}")
             document = _load_yaml(path)
             docker = document.setdefault("docker", {})
+            for entries in legacy.values():
+                for old_scope, entry in entries.items():
+                    docker.setdefault(old_scope, entry)
             docker[scope] = {"lookaside": url, "lookaside-staging": url}
             _write_registries_d_document(path, document)
     except OSError as exc:
         raise SignError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    for legacy_path, entries in legacy.items():
+        _forget_legacy(legacy_path, list(entries), url)
     return path
 
 
 def remove_registries_d_scope(config: SignConfig, scope: str) -> bool:
-    """Remove ``scope`` from patchline's registries.d file (the file too, when it was the last one).
+    """Remove ``scope`` from patchline's registries.d file (the file too, when it was the last one), and from an
+    older patchline's file in the system's registries.d when it names this lookaside store.
 
     Returns whether the scope was there.
     """
     directory = registries_d_dir(config)
     path = directory / REGISTRIES_D_FILE
+    url = lookaside_dir(config).as_uri()
+    legacy = [p for p, entries in _legacy_entries(directory, url).items() if scope in entries]
+    for legacy_path in legacy:
+        _forget_legacy(legacy_path, [scope], url)
     if not path.exists():
-        return False
+        return bool(legacy)
     try:
         with _locked(directory):
             document = _load_yaml(path)
             docker = document.get("docker") or {}
             if scope not in docker:
-                return False
+                return bool(legacy)
             del docker[scope]
             _write_registries_d_document(path, document)
     except OSError as exc:
@@ -452,28 +505,33 @@ def remove_policy_scope(config: SignConfig, scope: str) -> bool:
 # -- enforcement ------------------------------------------------------------------------------------------------
 
 
-def pull_verified(reference: str, *, policy: Path, insecure: bool, timeout: float = 600) -> str:
-    """``podman pull`` through ``policy``; returns the image ID.
+def pull_verified(reference: str, *, policy: Path, insecure: bool, registries_d: Path | None = None,
+                  timeout: float = 600) -> str:
+    """Pull ``reference`` into local containers storage through ``policy``; returns the image ID.
 
-    A refused signature (none, invalid, another key, another identity) raises
-    :class:`SignatureRefused` with podman's reason; any other failure :class:`HostError`.
+    The signatures are looked up through ``registries_d`` (default: ``registries.d`` beside ``policy``, where
+    :func:`registries_d_dir` puts it unless configured elsewhere). podman 4 has no option naming a registries.d,
+    so the pull is ``skopeo copy`` into ``containers-storage:``, which podman runs from like from its own pull.
+    A refused signature (none, invalid, another key, another identity) raises :class:`SignatureRefused` with the
+    reason; any other failure :class:`HostError`.
     """
     if not policy.is_file():
         raise SignError(f"no policy file {policy}: write it with write_policy first")
-    command = ["podman", "pull", "--quiet", "--signature-policy", str(policy)]
+    directory = registries_d if registries_d is not None else policy.parent / REGISTRIES_D_DIR
+    command = ["skopeo", "--policy", str(policy), "--registries.d", str(directory), "copy", "--quiet"]
     if insecure:
-        command.append("--tls-verify=false")
-    command.append(reference)
-    result = run_tool(command, timeout=timeout, what=f"podman pull {reference}")
+        command.append("--src-tls-verify=false")
+    command += [f"docker://{reference}", f"containers-storage:{reference}"]
+    result = run_tool(command, timeout=timeout, what=f"pull of {reference}")
     if result.returncode != 0:
-        stderr = result.stderr.strip()
-        if _REJECTED in stderr:
-            reason = stderr[stderr.rindex(_REJECTED) + len(_REJECTED):].splitlines()[0].strip()
-            raise SignatureRefused(f"refused {reference}: {_clear_reason(reason)}", detail=stderr)
-        last = stderr.splitlines()[-1] if stderr else f"exit status {result.returncode}"
-        raise HostError(f"podman pull {reference} failed: {last.removeprefix('Error: ')}", detail=stderr)
-    lines = result.stdout.split()
-    image_id = lines[-1] if lines else ""
-    if not _IMAGE_ID.fullmatch(image_id):
-        raise HostError(f"podman pull {reference} printed no image ID", detail=result.stdout)
+        reason = _skopeo_reason(result.stderr)
+        if _REJECTED in reason:
+            raise SignatureRefused(f"refused {reference}: {reason[reason.rindex(_REJECTED) + len(_REJECTED):]}",
+                                   detail=result.stderr)
+        raise HostError(f"pull of {reference} failed: {reason.removeprefix('Error: ')}", detail=result.stderr)
+    inspect = run_tool(["podman", "image", "inspect", "--format", "{{.Id}}", reference], timeout=60,
+                       what="podman image inspect")
+    image_id = inspect.stdout.strip()
+    if inspect.returncode != 0 or not _IMAGE_ID.fullmatch(image_id):
+        raise HostError(f"{reference} was pulled but podman cannot find it", detail=inspect.stdout + inspect.stderr)
     return image_id

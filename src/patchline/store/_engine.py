@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
+from patchline._redact import redact, redact_passwords, secret_strings
 from patchline.errors import StoreError
 
 T = TypeVar("T")
@@ -48,8 +49,8 @@ def as_url(value: str) -> str:
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"not a database URL: {url!r}") from exc
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise StoreError(f"not a database URL: {redact_passwords(url)!r}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database
@@ -58,14 +59,14 @@ def make_engine(url: str) -> Engine:
                 _private_file(Path(database))
             except OSError as exc:
                 raise StoreError(f"cannot create the store's directory for {database}: {exc}") from exc
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
         _sqlite_setup(engine)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
             # psycopg 3 is the driver patchline installs; a bare postgresql:// would look for psycopg2.
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     raise StoreError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
 
 
@@ -117,15 +118,33 @@ def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
             if attempt + 1 < _RETRIES and _retryable(exc):
                 time.sleep(0.05 * (attempt + 1))
                 continue
-            raise translate(exc, "writing to the store") from exc
+            raise translate(exc, "writing to the store", secrets=url_passwords(engine)) from None
     raise AssertionError("unreachable")
 
 
-def translate(exc: DBAPIError, what: str) -> StoreError:
-    message = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+def translate(exc: DBAPIError, what: str, *, secrets: Iterable[str] = ()) -> StoreError:
+    """``exc`` as a StoreError that shows no password and no bound value: the driver's first line with every
+    bound value and ``secrets`` blanked out, and the statement (placeholders, not values) in the detail.
+
+    Raise it ``from None``: the DBAPIError's own text carries the bound values and PostgreSQL's DETAIL lines
+    (a failing row, a duplicate key's value).
+    """
+    orig = exc.orig
+    lines = str(orig).strip().splitlines() if orig is not None else []
+    first = lines[0] if lines else type(exc).__name__
+    message = redact_passwords(redact(first, [*secret_strings(exc.params), *secrets]))
     if isinstance(exc, OperationalError) and "locked" in message:
         return StoreError(f"{what}: the SQLite database stayed locked by another patchline for 60 s")
-    return StoreError(f"{what}: {message}", detail=str(exc))
+    kind = type(orig if orig is not None else exc)
+    code = getattr(orig, "sqlstate", None)
+    detail = f"{kind.__module__}.{kind.__qualname__}" + (f" (SQLSTATE {code})" if code else "")
+    if exc.statement:
+        detail += f"\nSQL: {exc.statement}"
+    return StoreError(f"{what}: {message}", detail=detail)
+
+
+def url_passwords(engine: Engine) -> list[str]:
+    return [engine.url.password] if engine.url.password else []
 
 
 # -- migrations ------------------------------------------------------------------
@@ -167,4 +186,4 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             command.upgrade(_alembic_config(conn), revision)
     except DBAPIError as exc:
-        raise translate(exc, "migrating the store") from exc
+        raise translate(exc, "migrating the store", secrets=url_passwords(engine)) from None

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from patchline import _clock
 from patchline._model import Ecosystem, Inventory
+from patchline._redact import redact_passwords
 from patchline.assess.model import AssessSkip
 from patchline.errors import Error, StoreError
 from patchline.store import _engine
@@ -1231,7 +1232,8 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
                                  f"{_engine.head_revision()}; run `patchline db upgrade`")
     except DBAPIError as exc:
         engine.dispose()
-        raise _engine.translate(exc, f"opening the store at {_display(url)}") from exc
+        raise _engine.translate(exc, f"opening the store at {_display(url)}",
+                                secrets=_engine.url_passwords(engine)) from None
     except Error:
         engine.dispose()
         raise
@@ -1244,5 +1246,5 @@ def _display(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # a URL that does not parse is shown as given
-        return url
+    except Exception:  # a URL that does not parse is shown as given, but for its password
+        return redact_passwords(url)

@@ -6,12 +6,20 @@ component's ``binary-ARCH/Packages`` index (``.xz``, else ``.gz``, else plain),
 checks its SHA256 and size against the Release before decompressing it, and
 parses it. Index files are cached by their SHA256 (content-addressed), and so is
 their parsed form, so that a warm load of a large index is fast.
+
+A suite whose ``InRelease`` and ``Release`` both answer 404 is not there: there
+is nothing to update from (a release with no ``-updates``). Unless it answered
+before: every suite that answered is remembered in the cache directory
+(``suites/``, the day it last answered), and one of those that goes missing is
+unreadable, not absent, so that its pending updates do not vanish with it (they
+are unknown, and a rebuild's verification fails).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -47,7 +55,7 @@ from patchline.updates.interface import (
     SourceIndexes,
 )
 
-__all__ = ["AptSuite", "default_apt_cache_dir", "fetch_release", "load_sources"]
+__all__ = ["AptSuite", "default_apt_cache_dir", "fetch_release", "last_answered", "load_sources"]
 
 _INDEX_NAMES = ("Packages.xz", "Packages.gz", "Packages")
 
@@ -184,6 +192,7 @@ def fetch_release(suite: AptSuite, options: FetchOptions, *, client: httpx.Clien
     inrelease = _get(client, what)
     signed_by: str | None = None
     if inrelease is not None:
+        document = inrelease
         if options.unsafe_skip_signature:
             text = strip_clearsign(inrelease)
         else:
@@ -192,6 +201,16 @@ def fetch_release(suite: AptSuite, options: FetchOptions, *, client: httpx.Clien
         what = f"{base}/Release"
         release = _get(client, what)
         if release is None:
+            cache_dir = options.cache_dir or default_apt_cache_dir()
+            answered = last_answered(cache_dir, suite)
+            if answered is not None:
+                # Gone from a mirror that served it (or hidden by whoever answers for it): planned without it,
+                # its updates would look applied.
+                raise UpdateSourceError(
+                    f"{suite.label}: no InRelease or Release at {base}/ any more (it answered on {answered}); "
+                    "its pending updates cannot be checked",
+                    detail=f"remembered in {_answer_path(cache_dir, suite)}: remove that file once the suite is "
+                    "gone for good (a release moved to an archive: configure the archive as its source)")
             raise SuiteMissing(f"{suite.label}: no InRelease or Release at {base}/ (is the suite name right?)")
         signature = _get(client, f"{base}/Release.gpg")
         if options.unsafe_skip_signature:
@@ -204,15 +223,45 @@ def fetch_release(suite: AptSuite, options: FetchOptions, *, client: httpx.Clien
         else:
             signed_by = verify_detached(release, signature, keyring=options.keyring, what=what)
             text = release
+        document = release
     info = parse_release(text, what=what, signed_by=signed_by)
+    info = replace(info, document_sha256=hashlib.sha256(document).hexdigest())
     # A validly signed Release of another suite (a replayed "stable" for "stable-security") is refused, as apt does.
     names = {n for n in (info.suite, info.codename) if n}
     if names and suite.suite not in names and suite.suite.split("/")[0] not in names:
         raise IndexFormatError(
             f"{what} describes suite {info.suite!r} (codename {info.codename!r}), not {suite.suite!r}"
         )
-    check_fresh(info, now=options.now or _clock.now(), what=what)
+    now = options.now or _clock.now()
+    check_fresh(info, now=now, what=what)
+    _remember_answer(options.cache_dir or default_apt_cache_dir(), suite, now.date().isoformat())
     return info
+
+
+def last_answered(cache_dir: Path, suite: AptSuite) -> str | None:
+    """The day (``YYYY-MM-DD``) ``suite`` last answered with a usable Release, or None if it never did."""
+    try:
+        record = json.loads(_answer_path(cache_dir, suite).read_text())
+    except (OSError, ValueError):
+        return None
+    answered = record.get("answered") if isinstance(record, dict) else None
+    return answered if isinstance(answered, str) else None
+
+
+def _answer_path(cache_dir: Path, suite: AptSuite) -> Path:
+    key = hashlib.sha256(f"{suite.url.rstrip('/')} {suite.suite}".encode()).hexdigest()
+    return cache_dir / "suites" / f"{key}.json"
+
+
+def _remember_answer(cache_dir: Path, suite: AptSuite, day: str) -> None:
+    if last_answered(cache_dir, suite) == day:
+        return
+    record = json.dumps({"url": suite.url.rstrip("/"), "suite": suite.suite, "answered": day}).encode()
+    path = _answer_path(cache_dir, suite)
+    # Not fatal: the suite is usable; only the next 404 would be taken for a suite that never existed.
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, record)
 
 
 def _fetch_packages(
@@ -304,7 +353,11 @@ def _write_blob(cache_dir: Path, sha256: str, data: bytes) -> None:
     path = _blob_path(cache_dir, sha256)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
+        _atomic_write(path, data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(tmp, path)

@@ -2,9 +2,15 @@
 
 A command test runs ``/bin/sh -c COMMAND`` in a new container (the image's
 entrypoint is replaced so the command runs even when the image has one; its
-user is kept). An HTTP test starts a container of the image with its own
-entrypoint and command, publishes the test's port on a free loopback port and
-polls ``GET PATH`` until the container answers: the first answer decides.
+user is kept) with no network. An HTTP test starts a container of the image with
+its own entrypoint and command, publishes the test's port on a free loopback port
+and polls ``GET PATH`` until the container answers: the first answer decides.
+
+Every test container runs with least privilege, as service replicas do: every
+capability dropped but the test's ``capabilities``, no new privileges, a process
+limit (and ``memory`` when set). The test's environment goes through a 0600 env
+file, never onto a command line, and its values are blanked out of the test's log
+and outcome (a test printing its token must not leave it in the build's records).
 
 Every container is named ``patchline-test-RUN-N`` and labelled
 ``io.patchline.test=RUN``, and is removed when its test ends, however it ends
@@ -28,10 +34,12 @@ import httpx
 
 from patchline._config import ImageTest
 from patchline._http import tls_context
-from patchline.errors import VerifyError
+from patchline._least_privilege import env_file, least_privilege_flags
+from patchline._redact import redact
+from patchline.errors import HostError, VerifyError
 from patchline.verify.interface import TestOutcome, TestReport
 
-__all__ = ["LABEL_TEST", "command_argv", "http_argv", "judge_answer", "run_image_tests"]
+__all__ = ["LABEL_TEST", "command_argv", "container_flags", "http_argv", "judge_answer", "run_image_tests"]
 
 LABEL_TEST = "io.patchline.test"  # the run id of the verification that started the container
 
@@ -57,7 +65,9 @@ def run_image_tests(
     an outcome and the others still run; :class:`VerifyError` means the tests
     cannot run at all (podman missing, the image not in local storage, the log
     directory not writable). ``podman_args`` are extra ``podman run`` flags for
-    every test container (hardening, limits).
+    every test container; they come after patchline's least-privilege defaults
+    (:func:`container_flags`), so they can change them, but not a command test's
+    ``--network=none``.
     """
     if not tests:
         return TestReport(image=image, outcomes=())
@@ -71,16 +81,14 @@ def run_image_tests(
     for number, test in enumerate(tests, start=1):
         container = f"patchline-test-{_safe(run_id)}-{number}"
         log = run_dir / f"{number:02d}-{_slug(test.label)}.log"
-        common = ["--name", container, "--label", f"{LABEL_TEST}={run_id}", *_env_flags(test.env.items()),
-                  *podman_args]
+        identity = ["--name", container, "--label", f"{LABEL_TEST}={run_id}"]
         started = time.monotonic()
         try:
             with log.open("w") as out:
-                if test.command is not None:
-                    detail, passed = _command_test(image, test, test.command, container, common, out)
-                else:
-                    detail, passed = _http_test(image, test, container, common, out)
+                detail, passed = _run_test(image, test, container, identity, podman_args, out)
+                detail = redact(detail, test.env.values())
                 out.write(f"# {'passed' if passed else 'failed'}: {detail}\n")
+            _redact_file(log, test.env.values())
         except OSError as exc:
             raise VerifyError(f"cannot write the test log {log}: {exc.strerror}") from exc
         outcomes.append(TestOutcome(name=test.label, passed=passed, detail=detail,
@@ -88,11 +96,39 @@ def run_image_tests(
     return TestReport(image=image, outcomes=tuple(outcomes))
 
 
+def container_flags(test: ImageTest, *, env_path: Path | None) -> list[str]:
+    """``podman run`` flags every container of ``test`` gets: least privilege, and its env file."""
+    flags = least_privilege_flags(capabilities=test.capabilities, pids_limit=test.pids_limit, memory=test.memory)
+    if env_path is not None:
+        flags += ["--env-file", str(env_path)]
+    return flags
+
+
+def _run_test(image: str, test: ImageTest, container: str, identity: Sequence[str], podman_args: Sequence[str],
+              out: IO[str]) -> tuple[str, bool]:
+    with contextlib.ExitStack() as stack:
+        try:
+            env_path = stack.enter_context(env_file(test.env))
+        except HostError as exc:  # a name or value an env file cannot hold
+            return str(exc), False
+        except OSError as exc:
+            raise VerifyError(f"cannot write the test's env file: {exc.strerror}") from exc
+        # The caller's flags come after patchline's defaults (podman takes the last value), the name and label
+        # after them: they cannot change what identifies the container.
+        common = [*container_flags(test, env_path=env_path), *podman_args, *identity]
+        if test.command is not None:
+            return _command_test(image, test, test.command, container, common, out)
+        return _http_test(image, test, container, common, out)
+    raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+
+
 def command_argv(image: str, command: str, common: Sequence[str]) -> list[str]:
-    """``podman run`` for a command test; ``common`` holds name, label, env and the caller's flags."""
-    # --replace: a leftover of a killed earlier run with the same run id must not fail the test. The
-    # entrypoint comes after the caller's flags so that theirs cannot override it.
-    return ["podman", "run", "--rm", "--replace", *common, "--entrypoint", "/bin/sh", image, "-c", command]
+    """``podman run`` for a command test, with no network; ``common`` holds the test's and the caller's flags,
+    the name and the label."""
+    # --replace: a leftover of a killed earlier run with the same run id must not fail the test. The network and
+    # the entrypoint come after the caller's flags so that theirs cannot override them.
+    return ["podman", "run", "--rm", "--replace", *common, "--network=none", "--entrypoint", "/bin/sh", image,
+            "-c", command]
 
 
 def http_argv(image: str, *, host_port: int, container_port: int, common: Sequence[str]) -> list[str]:
@@ -253,17 +289,25 @@ def _podman(argv: Sequence[str], *, timeout: float) -> subprocess.CompletedProce
         raise VerifyError(f"cannot run podman: {exc.strerror}") from exc
 
 
-def _env_flags(env: Iterable[tuple[str, str]]) -> list[str]:
-    return [flag for key, value in env for flag in ("--env", f"{key}={value}")]
-
-
 def _shown(argv: Sequence[str]) -> str:
-    """The command line for the log, without the environment's values (they may be credentials)."""
+    """The command line for the log, without the values of ``--env`` flags in the caller's podman_args."""
     shown = list(argv)
-    for position in range(1, len(shown)):
-        if shown[position - 1] == "--env":
-            shown[position] = shown[position].partition("=")[0] + "=..."
+    for position, arg in enumerate(shown):
+        if position and shown[position - 1] in ("--env", "-e"):
+            shown[position] = arg.partition("=")[0] + "=..."
+        elif arg.startswith("--env="):
+            shown[position] = "--env=" + arg.removeprefix("--env=").partition("=")[0] + "=..."
     return shlex.join(shown)
+
+
+def _redact_file(path: Path, values: Iterable[str]) -> None:
+    secrets = list(values)
+    if not secrets:
+        return
+    text = path.read_text(errors="replace")
+    redacted = redact(text, secrets)
+    if redacted != text:
+        path.write_text(redacted)
 
 
 def _free_port() -> int:

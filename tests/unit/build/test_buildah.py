@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from patchline.build._buildah import Leftovers, clean_leftovers, container_name, failure_cause, owned_dir
+from patchline._config import Config
+from patchline.build import _buildah, load_recipes
+from patchline.build._buildah import (
+    BuildEnv,
+    Leftovers,
+    bud,
+    build_arg_flags,
+    clean_leftovers,
+    container_name,
+    failure_cause,
+    loopback_note,
+    owned_dir,
+    registries_conf,
+    registries_env,
+)
+from patchline.errors import BuildError
 
 REFUSED = ('pinging container registry 127.0.0.1:5999: Get "http://127.0.0.1:5999/v2/": dial tcp 127.0.0.1:5999: '
            "connect: connection refused")
@@ -157,3 +176,149 @@ def test_a_leftover_summary_says_what_was_kept_and_why() -> None:
     left = Leftovers(containers=("base-working-container",), kept=("/var/tmp/x: something is mounted in it",))
     assert left.summary() == ("removed 1 working container(s) (base-working-container) left by patchline processes "
                               "that are gone; kept /var/tmp/x: something is mounted in it")
+
+
+# -- what a build is told: registries, build args, network ------------------------------------------------------
+
+
+def test_the_registries_conf_marks_only_the_insecure_hosts() -> None:
+    text = registries_conf({"127.0.0.1:5000", "registry.example:8443"})
+    registries = tomllib.loads(text)["registry"]
+    assert registries == [{"location": "127.0.0.1:5000", "insecure": True},
+                          {"location": "registry.example:8443", "insecure": True}]
+
+
+def test_the_hosts_registries_conf_is_kept_and_extended() -> None:
+    host = ('unqualified-search-registries = ["registry.example"]\n\n[[registry]]\nlocation = "blocked.example"\n'
+            'blocked = true\n\n[[registry]]\nprefix = "mirrored.example"\nlocation = "mirrored.example"\n'
+            '[[registry.mirror]]\nlocation = "mirror.example"\n\n[[registry]]\nlocation = "10.0.0.1:5000"\n'
+            "insecure = true")
+    text = registries_conf(["127.0.0.1:5000", "10.0.0.1:5000"], host_conf=host)
+    assert text.startswith(host + "\n")  # byte for byte: its blocked registries and mirrors still apply
+    document = tomllib.loads(text)
+    assert document["unqualified-search-registries"] == ["registry.example"]
+    assert [(r["location"], r.get("insecure", False)) for r in document["registry"]] == [
+        ("blocked.example", False), ("mirrored.example", False), ("10.0.0.1:5000", True), ("127.0.0.1:5000", True)]
+
+
+@pytest.mark.parametrize(("host", "message"), [
+    ('[[registry]]\nlocation = "127.0.0.1:5000"\n', "configures 127.0.0.1:5000 without insecure = true"),
+    ('[registries.search]\nregistries = ["registry.example"]\n', "version 1 format"),
+    ("[[registry]\n", "cannot read /etc/containers/registries.conf"),
+])
+def test_a_host_registries_conf_that_cannot_take_the_insecure_hosts_is_refused(host: str, message: str) -> None:
+    with pytest.raises(BuildError, match=re.escape(message)):
+        registries_conf({"127.0.0.1:5000"}, host_conf=host, source="/etc/containers/registries.conf")
+
+
+def test_the_registries_conf_lives_in_a_private_directory_for_the_build_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    host_conf = tmp_path / "host-registries.conf"
+    host_conf.write_text('[[registry]]\nlocation = "blocked.example"\nblocked = true\n')
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(host_conf))
+    env = BuildEnv(insecure=frozenset({"127.0.0.1:5000"}), scratch=tmp_path)
+    with registries_env(env) as extra:
+        conf = Path(extra["CONTAINERS_REGISTRIES_CONF"])
+        assert conf.parent.parent == tmp_path and conf.parent.name.startswith(f"patchline-build-{os.getpid()}-")
+        assert stat.S_IMODE(conf.parent.stat().st_mode) == 0o700 and stat.S_IMODE(conf.stat().st_mode) == 0o600
+        assert conf.read_text() == registries_conf({"127.0.0.1:5000"}, host_conf=host_conf.read_text())
+    assert not conf.parent.exists()
+    with registries_env(BuildEnv(scratch=tmp_path)) as extra:
+        assert extra == {}  # nothing insecure: the host's own configuration, untouched
+
+
+def test_build_args_reach_buildah_by_name_only() -> None:
+    flags, environ = build_arg_flags({"TOKEN": "s3cret", "EMPTY": "", "PATH": "/opt/bin", "https_proxy": "http://p"})
+    assert flags == ["--build-arg=EMPTY", "--build-arg=PATH=/opt/bin", "--build-arg=TOKEN",
+                     "--build-arg=https_proxy=http://p"]
+    assert environ == {"TOKEN": "s3cret", "EMPTY": ""}  # what buildah itself reads stays out of its environment
+
+
+@dataclass
+class Ran:
+    argv: list[str]
+    env: dict[str, str]
+    conf: str | None  # the registries.conf buildah was given, as it was while it ran
+
+
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Ran]:
+    """Every command bud would run (with the environment it would get), instead of running it."""
+    calls: list[Ran] = []
+    monkeypatch.setattr(_buildah, "_marks_containers", lambda: True)
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(tmp_path / "absent.conf"))
+
+    def fake_run(argv: Sequence[str], log: Path, what: str, *, env: Mapping[str, str] | None = None) -> None:
+        environ = dict(env or {})
+        conf = environ.get("CONTAINERS_REGISTRIES_CONF", "")
+        calls.append(Ran(list(argv), environ, Path(conf).read_text() if conf.startswith(str(tmp_path / "s")) else None))
+        (tmp_path / "iid").write_text("sha256:" + "c" * 64)
+
+    monkeypatch.setattr(_buildah, "_run", fake_run)
+    return calls
+
+
+def test_bud_puts_no_build_arg_value_on_its_command_line(ran: list[Ran], tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    env = BuildEnv(insecure=frozenset({"127.0.0.1:5000"}), scratch=tmp_path / "s")
+    image_id = bud(containerfile=tmp_path / "Containerfile", context=tmp_path, tag="127.0.0.1:5000/x/app:latest",
+                   args={"API_TOKEN": "s3cret-value", "PATCHLINE_REGISTRY": "127.0.0.1:5000"}, timestamp=1700000000,
+                   env=env, log=tmp_path / "log", iidfile=tmp_path / "iid")
+    assert image_id == "sha256:" + "c" * 64
+    [call] = ran
+    assert not [a for a in call.argv if "s3cret" in a]
+    assert "--build-arg=API_TOKEN" in call.argv and "--build-arg=PATCHLINE_REGISTRY" in call.argv
+    assert call.env["API_TOKEN"] == "s3cret-value" and call.env["TMPDIR"] == str(tmp_path / "s")
+    # TLS stays on for every pull but the insecure host's, which the build's own registries.conf names.
+    assert not [a for a in call.argv if a.startswith("--tls-verify")]
+    assert call.conf is not None and tomllib.loads(call.conf)["registry"] == [
+        {"location": "127.0.0.1:5000", "insecure": True}]
+    assert list((tmp_path / "s").iterdir()) == []  # removed after the build
+    # RUN steps get buildah's own network namespace unless the recipe asks for the host's.
+    assert "--network=private" in call.argv
+
+
+def test_the_build_log_names_build_args_but_never_their_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_buildah, "_marks_containers", lambda: False)
+    seen: list[list[str]] = []
+
+    class FakePopen:
+        def __init__(self, argv: list[str], **kw: object) -> None:
+            seen.append(argv)
+            self.stdout = iter(["STEP 1/1: FROM scratch\n"])
+
+        def wait(self) -> int:
+            (tmp_path / "iid").write_text("sha256:" + "d" * 64)
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    bud(containerfile=tmp_path / "Containerfile", context=tmp_path, tag="localhost/x:1", args={"PASSWORD": "hunter2"},
+        timestamp=1, env=BuildEnv(), log=tmp_path / "build.log", iidfile=tmp_path / "iid")
+    log = (tmp_path / "build.log").read_text()
+    assert "--build-arg=PASSWORD " in log and "hunter2" not in log
+    assert "hunter2" not in " ".join(seen[0])
+
+
+def test_the_default_network_is_buildahs_own_and_a_recipe_may_ask_for_the_hosts(tmp_path: Path) -> None:
+    assert BuildEnv().network == "private" == Config().build.network
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Containerfile").write_text("FROM registry.example/base:1\nRUN true\n")
+    config = Config.model_validate({"images": [{"name": "app", "context": "app", "network": "host"},
+                                               {"name": "vendor", "image": "registry.example/vendor:1"}],
+                                    "source": tmp_path / "patchline.toml"})
+    assert [(r.name, r.network) for r in load_recipes(config)] == [("app", "host"), ("vendor", None)]
+
+
+@pytest.mark.parametrize(("network", "urls", "warned"), [
+    ("private", ["http://127.0.0.1:3142/debian-security"], True),
+    ("private", ["http://localhost/debian"], True),
+    ("private", ["http://[::1]:8080/debian"], True),
+    ("private", ["http://deb.example/debian-security", "http://10.0.0.5/debian"], False),
+    ("host", ["http://127.0.0.1:3142/debian-security"], False),
+])
+def test_an_update_source_on_the_hosts_loopback_is_named_when_the_build_cannot_reach_it(
+        network: str, urls: list[str], warned: bool) -> None:
+    note = loopback_note(network, urls)
+    assert (note is not None) == warned
+    if note is not None:
+        assert urls[0] in note and 'network = "host"' in note

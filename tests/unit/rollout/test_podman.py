@@ -172,7 +172,7 @@ def test_run_argv_drops_privileges_by_default() -> None:
 
 
 def test_environment_values_never_reach_the_command_line(tmp_path: Path) -> None:
-    from patchline.rollout._podman import _env_file
+    from patchline._least_privilege import env_file as _env_file
 
     service = spec(env={"API_TOKEN": "s3cr3t", "GREETING": "a=b c"})
     with _env_file(service.env) as path:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from patchline._config import SignConfig
-from patchline.errors import SignError
+from patchline.errors import HostError, SignatureRefused, SignError
 from patchline.sign import _simple
 from patchline.sign._simple import (
     REGISTRIES_D_FILE,
     list_signatures,
     manifest_digest,
     parse_repository,
+    pull_verified,
     registries_d_dir,
     remove_policy_scope,
     remove_registries_d_scope,
@@ -117,19 +119,53 @@ def test_list_signatures_stops_at_the_first_missing_index_like_containers_image(
 # -- registries.d -------------------------------------------------------------------------------------------------
 
 
-def test_registries_d_dir_follows_containers_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registries_d_dir_is_patchlines_own_beside_its_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never the directory containers/image reads for everyone (/etc/containers/registries.d)."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert registries_d_dir(SignConfig()) == Path("/etc/containers/registries.d")
-    user = tmp_path / ".config" / "containers" / "registries.d"
-    user.mkdir(parents=True)
-    assert registries_d_dir(SignConfig()) == user
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    (tmp_path / ".config" / "containers" / "registries.d").mkdir(parents=True)
+    assert registries_d_dir(SignConfig()) == tmp_path / ".local" / "share" / "patchline" / "registries.d"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert registries_d_dir(SignConfig()) == tmp_path / "data" / "patchline" / "registries.d"
+    assert registries_d_dir(SignConfig(policy=tmp_path / "etc" / "policy.json")) == tmp_path / "etc" / "registries.d"
     assert registries_d_dir(SignConfig(registries_d=tmp_path / "mine")) == tmp_path / "mine"
 
 
-def test_registries_d_dir_never_creates_the_user_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    registries_d_dir(SignConfig())
-    assert not (tmp_path / ".config").exists()
+@pytest.fixture
+def legacy_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in for the system's /etc/containers/registries.d, where an older patchline wrote its file."""
+    directory = tmp_path / "etc-containers-registries.d"
+    directory.mkdir()
+    monkeypatch.setattr(_simple, "legacy_registries_d_dirs", lambda: (tmp_path / "no-user-dir", directory))
+    return directory
+
+
+def test_an_older_patchlines_system_wide_entries_move_to_its_own_directory(tmp_path: Path, legacy_dir: Path) -> None:
+    ours, theirs = (tmp_path / "sigstore").absolute().as_uri(), "file:///srv/other-sigstore"
+    old = legacy_dir / REGISTRIES_D_FILE
+    old.write_text(yaml.safe_dump({"default-docker": {"lookaside": theirs}, "docker": {
+        "127.0.0.1:5000/example": {"lookaside": ours, "lookaside-staging": ours},
+        "127.0.0.1:6000/kept": {"lookaside": ours, "lookaside-staging": ours},
+        "127.0.0.1:7000": {"lookaside": theirs}}}))
+    (legacy_dir / "default.yaml").write_text("docker:\n  127.0.0.1:8000:\n    lookaside: file:///x\n")
+    config = SignConfig(registries_d=tmp_path / "own")
+
+    path = write_registries_d(config, scope="127.0.0.1:5000/example", lookaside=tmp_path / "sigstore")
+    assert path == tmp_path / "own" / REGISTRIES_D_FILE
+    assert set(yaml.safe_load(path.read_text())["docker"]) == {"127.0.0.1:5000/example", "127.0.0.1:6000/kept"}
+    # Only this patchline's entries leave the old file; the rest of it, and other files, stay.
+    assert yaml.safe_load(old.read_text()) == {"default-docker": {"lookaside": theirs},
+                                               "docker": {"127.0.0.1:7000": {"lookaside": theirs}}}
+    assert (legacy_dir / "default.yaml").is_file()
+
+
+def test_the_old_file_goes_with_its_last_entry(tmp_path: Path, legacy_dir: Path) -> None:
+    ours = (tmp_path / "sigstore").absolute().as_uri()
+    old = legacy_dir / REGISTRIES_D_FILE
+    old.write_text(yaml.safe_dump({"docker": {"127.0.0.1:5000": {"lookaside": ours, "lookaside-staging": ours}}}))
+    config = SignConfig(registries_d=tmp_path / "own", lookaside=tmp_path / "sigstore")
+    assert remove_registries_d_scope(config, "127.0.0.1:5000") is True
+    assert not old.exists() and list(legacy_dir.iterdir()) == []
 
 
 def test_write_registries_d_merges_scopes_into_one_file(tmp_path: Path) -> None:
@@ -201,6 +237,59 @@ def test_write_registries_d_refuses_a_file_that_is_not_registries_d(tmp_path: Pa
     (tmp_path / REGISTRIES_D_FILE).write_text("- a list\n")
     with pytest.raises(SignError, match=r"not a registries\.d file"):
         write_registries_d(SignConfig(registries_d=tmp_path), scope="127.0.0.1:5000", lookaside=tmp_path / "a")
+
+
+# -- pulls through the policy ---------------------------------------------------------------------------------------
+
+
+class FakeTools:
+    """``run_tool`` recording each command; skopeo answers with ``stderr`` and exit ``status``."""
+
+    def __init__(self, *, status: int = 0, stderr: str = "") -> None:
+        self.commands: list[list[str]] = []
+        self.status, self.stderr = status, stderr
+
+    def __call__(self, command: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
+        self.commands.append(list(command))
+        if command[0] == "skopeo":
+            return subprocess.CompletedProcess(command, self.status, "", self.stderr)
+        return subprocess.CompletedProcess(command, 0, "b" * 64 + "\n", "")
+
+
+REFERENCE = f"127.0.0.1:5000/example/web@sha256:{HEX}"
+
+
+def test_a_pull_reads_patchlines_own_registries_d(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text("{}")
+    tools = FakeTools()
+    monkeypatch.setattr(_simple, "run_tool", tools)
+    assert pull_verified(REFERENCE, policy=policy, insecure=True) == "b" * 64
+    assert pull_verified(REFERENCE, policy=policy, insecure=False, registries_d=tmp_path / "mine") == "b" * 64
+    assert tools.commands[0] == ["skopeo", "--policy", str(policy), "--registries.d", str(tmp_path / "registries.d"),
+                                 "copy", "--quiet", "--src-tls-verify=false", f"docker://{REFERENCE}",
+                                 f"containers-storage:{REFERENCE}"]
+    assert tools.commands[1] == ["podman", "image", "inspect", "--format", "{{.Id}}", REFERENCE]
+    assert tools.commands[2][:5] == ["skopeo", "--policy", str(policy), "--registries.d", str(tmp_path / "mine")]
+    assert "--src-tls-verify=false" not in tools.commands[2]
+
+
+@pytest.mark.parametrize(("stderr", "error", "message"), [
+    ('time="2026-12-05T10:00:00Z" level=fatal msg="Source image rejected: A signature was required, but no '
+     'signature exists"\n', SignatureRefused, f"refused {REFERENCE}: A signature was required, but no signature "
+     "exists"),
+    ('time="2026-12-05T10:00:00Z" level=fatal msg="initializing source docker://x: pinging container registry '
+     '127.0.0.1:5000: connect: connection refused"\n', HostError, f"pull of {REFERENCE} failed: initializing "
+     "source docker://x: pinging container registry 127.0.0.1:5000: connect: connection refused"),
+])
+def test_a_refused_pull_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr: str,
+                                 error: type[Exception], message: str) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text("{}")
+    monkeypatch.setattr(_simple, "run_tool", FakeTools(status=1, stderr=stderr))
+    with pytest.raises(error) as caught:
+        pull_verified(REFERENCE, policy=policy, insecure=False)
+    assert str(caught.value) == message
 
 
 # -- policy.json --------------------------------------------------------------------------------------------------

@@ -4,14 +4,12 @@ in bounded memory. The bombs are real gzip and xz files of zeros, made here by s
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import lzma
 import tarfile
-import threading
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -119,28 +117,6 @@ def _deb(package: str, changelog_gz: bytes) -> bytes:
         out.write(f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode())
         out.write(data + (b"\n" if len(data) % 2 else b""))
     return out.getvalue()
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "mirror"
-    root.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/debian", root
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.timeout(120)
