@@ -24,15 +24,16 @@ app.add_typer(policy_app, name="policy")
 
 def _render(decision: PolicyDecision, console: Console) -> None:
     if not decision.verdicts:
-        console.print("[policy] sets no rule for images (max_fixable_severity, denied_packages)")
+        console.print("[policy] sets no rule for images (allowed_bases, max_base_age_days, allowed_bases_signed_by, "
+                      "max_fixable_severity, denied_packages, max_pending_update_age_days, require_runsc_for_bases)",
+                      markup=False)
         return
     table = Table(title=f"policy of {escape(decision.subject)}", title_justify="left", show_edge=False,
                   pad_edge=False)
     for column in ("RULE", "VERDICT", "EVIDENCE", "EXCEPTION"):
         table.add_column(column, overflow="fold")
     for v in decision.verdicts:
-        verdict = "[green]pass[/]" if v.passed and not v.excepted_by else (
-            "[yellow]excepted[/]" if v.passed else "[red]fail[/]")
+        verdict = {"pass": "[green]pass[/]", "excepted": "[yellow]excepted[/]", "fail": "[red]fail[/]"}[v.outcome]
         table.add_row(v.rule, verdict, escape(v.evidence), escape(v.excepted_by or ""))
     console.print(table)
     for line in decision.expired:
@@ -45,12 +46,15 @@ def check(
     db: DbOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="The decision as JSON.")] = False,
 ) -> None:
-    """Every image rule of [policy] on IMAGE, with its verdict, evidence and any exception; exit 1 if one fails."""
-    from patchline.rollout._service import rollout_decision
+    """Every rule of [policy] on IMAGE, with its verdict, evidence and any exception; exit 1 if one fails.
+
+    The rollout's rules, and the plan's on the outside bases IMAGE is built FROM when recipes build it
+    (their creation dates and cosign signatures are looked up in the registries)."""
+    from patchline.policy import image_policy
 
     try:
         with _store(db) as store:
-            decision = rollout_decision(state.config(), store, image)
+            decision = image_policy(state.config(), store, image)
     except Error as exc:
         _fail(exc)
     if json_output:

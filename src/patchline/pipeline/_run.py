@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchline import _clock
 from patchline._config import Config, ServiceConfig
@@ -29,6 +29,9 @@ from patchline.events.interface import EventDraft, EventType
 from patchline.pipeline.interface import STEPS, Step
 from patchline.rollout._engine import digest_of
 from patchline.store import BuildRow, RunRow, Store
+
+if TYPE_CHECKING:
+    from patchline.policy import PolicyDecision
 
 Say = Callable[[str], None]
 # Fault injection for the crash tests (and for anyone checking a deployment's recovery): the process
@@ -63,9 +66,18 @@ class _Runner:
         from patchline.fleet._discover import DiscoverOptions, discover_podman
         from patchline.fleet._refresh import refresh_feeds, refresh_updates
 
-        options = options_from_config(self.config)
         out: dict[str, Any] = {}
         inputs: dict[str, Any] = {}
+        if self.config.advisories.mirror is not None:  # fetch OSV's archives first: the feeds below read them
+            from patchline.advisories._feeds import update_configured_feeds
+
+            try:
+                _dir, fetched = update_configured_feeds(self.config.advisories, progress=self.say)
+                out["feed_updates"] = [{"ecosystem": u.ecosystem, "outcome": u.outcome.value, "reason": u.reason,
+                                        "revision": u.revision.revision if u.revision else None} for u in fetched]
+            except Error as exc:  # a mirror that cannot be used: the feeds already fetched are still read
+                out["feed_updates"] = {"error": str(exc)}
+        options = options_from_config(self.config)
         if options.feeds:
             feeds = refresh_feeds(self.store, options.feeds, progress=self.say)
             out["feeds"] = [{"feed": f.feed, "revision": f.revision, "added": f.advisories_added,
@@ -86,10 +98,11 @@ class _Runner:
             out["workloads"] = {"error": str(exc)}
         return out, inputs
 
-    def _plan(self) -> Any:
+    def _plan(self, *, emit_refusals: bool = False) -> Any:
+        """The fleet's plan; only the plan step sends the policy's refusals (assess and build re-plan)."""
         from patchline.build import plan_fleet
 
-        return plan_fleet(self.config, self.store)
+        return plan_fleet(self.config, self.store, emit_refusals=emit_refusals)
 
     def _services_of(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -144,11 +157,12 @@ class _Runner:
         return wanted, held
 
     def plan(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        fleet = self._plan()
+        fleet = self._plan(emit_refusals=True)
         wanted, held = self._wanted(fleet.plan)
         return {"items": [{"name": i.name, "wave": i.wave, "reasons": [r.as_dict() for r in i.reasons],
                            "after": list(i.after)} for i in fleet.plan.items if i.name in wanted],
-                "held": held, "skipped": [list(s) for s in fleet.plan.skipped]}, {}
+                "held": held, "skipped": [list(s) for s in fleet.plan.skipped],
+                "policy": [row for d in fleet.policy for row in d.records("plan")]}, {}
 
     def build(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Rebuild what is still dirty (verify, sign and publish happen per image inside).
@@ -226,7 +240,7 @@ class _Runner:
         todo = []
         out: dict[str, Any] = {}
         if not self.config.services:
-            return {"services": out}, {"deployed": {}}
+            return {"services": out, "policy": []}, {"deployed": {}}
         # One target (one signature policy) for every service, and one look at all their replicas.
         target = make_target(self.config)
         seen = target.replicas_of([s.name for s in self.config.services])
@@ -250,19 +264,26 @@ class _Runner:
                 continue
             todo.append((service, image))
 
-        def one(pair: tuple[Any, str]) -> tuple[str, dict[str, Any]]:
+        def one(pair: tuple[Any, str]) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
             service, image = pair
+            decided: list[PolicyDecision] = []
+            state: dict[str, Any]
             try:
                 result = rollout_service(self.config, self.store, service.name, to=image, target=target,
-                                         progress=self.say)
+                                         progress=self.say, on_decision=decided.append)
             except Error as exc:
-                return service.name, {"state": "refused", "image": image, "why": str(exc)}
-            return service.name, {"state": result.state.value, "image": image, "rollout_id": result.rollout_id,
-                                  "why": result.reason}
+                state = {"state": "refused", "image": image, "why": str(exc)}
+            else:
+                state = {"state": result.state.value, "image": image, "rollout_id": result.rollout_id,
+                         "why": result.reason}
+            return service.name, state, [{**row, "service": service.name} for d in decided
+                                         for row in d.records("rollout")]
 
+        decisions: list[dict[str, Any]] = []
         with ThreadPoolExecutor(max_workers=max(1, policy.max_parallel_rollouts)) as pool:
-            for name, state in pool.map(one, todo):
+            for name, state, rows in pool.map(one, todo):
                 out[name] = state
+                decisions += rows
         for recipe, outcome in recipe_outcomes(self.config.services, out).items():
             if outcome.state == "deployed":
                 self.store.update_patch_items(recipe, state="deployed", digest=outcome.digest,
@@ -272,7 +293,8 @@ class _Runner:
                                               from_states=outcome.from_states)
             elif outcome.why:
                 self.store.note_patch_why(recipe, why=outcome.why[:500])
-        return {"services": out}, {"deployed": {n: s.get("image") for n, s in out.items()}}
+        return ({"services": out, "policy": decisions},
+                {"deployed": {n: s.get("image") for n, s in out.items()}})
 
     def report(self) -> tuple[dict[str, Any], dict[str, Any]]:
         from patchline.events import deliver_configured

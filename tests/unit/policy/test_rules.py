@@ -19,7 +19,7 @@ from patchline.build import build_graph, load_recipes
 from patchline.build._state import refused_by_policy
 from patchline.cli import app
 from patchline.errors import PolicyDenied
-from patchline.policy import check_bases, check_image
+from patchline.policy import BaseFacts, PendingSecurityUpdate, check_bases, check_image
 from patchline.rollout._service import check_rollout_policy
 from patchline.sbom import load_inventory_json
 from patchline.store import open_store
@@ -70,6 +70,145 @@ def test_image_rules() -> None:
     clean = check_image(policy, subject="r/web@sha256:2", fixable=[("GHSA-y", "zlib", 4)], packages=["bash"],
                         today=TODAY)
     assert clean.ok
+
+
+PASSED = {"signature": ("passed", "gpg"), "cosign": ("passed", "ecdsa"), "sbom": ("passed", "sha256:1"),
+          "provenance": ("passed", "SLSA v1")}
+
+
+@pytest.mark.parametrize(("found", "failure"), [
+    (PASSED, None),
+    ({**PASSED, "provenance": ("failed", "no provenance (no tag sha256-1.att)")},
+     "provenance failed: no provenance (no tag sha256-1.att)"),
+    ({**PASSED, "sbom": ("skipped", "[sign] sbom = false")}, "sbom skipped: [sign] sbom = false"),
+    ({k: v for k, v in PASSED.items() if k != "sbom"}, "sbom failed: not checked"),
+    (None, "the image's attestations could not be verified"),
+])
+def test_required_attestations(found: dict[str, tuple[str, str]] | None, failure: str | None) -> None:
+    policy = PolicyConfig(require_attestations=("signature", "sbom", "provenance"))
+    decision = check_image(policy, subject="r/web@sha256:1", fixable=[], packages=[], today=TODAY,
+                           attestations=found)
+    (verdict,) = decision.verdicts
+    assert verdict.rule == "required-attestations"
+    assert verdict.passed is (failure is None)
+    if failure is not None:
+        assert failure in verdict.evidence
+    # cosign is not required here: its failure alone does not refuse.
+    if found is not None and failure is None:
+        alone = check_image(policy, subject="r/web@sha256:1", fixable=[], packages=[], today=TODAY,
+                            attestations={**found, "cosign": ("failed", "no .sig")})
+        assert alone.ok
+
+
+def test_every_rule_can_be_excepted() -> None:
+    from typing import get_args
+
+    from patchline.policy import RULES
+
+    assert set(get_args(PolicyException.model_fields["rule"].annotation)) == set(RULES)
+
+
+BASE = "registry.example/library/debian:12"
+
+
+def at(day: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(("facts", "ok", "evidence"), [
+    (BaseFacts(BASE, created=at("2026-11-20")), True, f"1 base(s) created within 30 days (the oldest, {BASE}, 15 "
+     "days ago)"),
+    (BaseFacts(BASE, created=at("2026-11-05")), True, f"1 base(s) created within 30 days (the oldest, {BASE}, 30 "
+     "days ago)"),
+    (BaseFacts(BASE, created=at("2026-11-04")), False, f"{BASE} was created on 2026-11-04, 31 days ago "
+     "(max_base_age_days = 30)"),
+    (BaseFacts(BASE, created_unknown="its image config has no created date"), False,
+     f"{BASE}: its creation date is unknown (its image config has no created date), so its age cannot be checked"),
+    (BaseFacts(BASE, created=at("1970-01-01")), False, f"{BASE}: its creation date 1970-01-01 is a placeholder "
+     "(reproducible builds write one), so its age cannot be checked"),
+    (BaseFacts(BASE, created=at("2027-01-01")), False, f"{BASE}: its creation date 2027-01-01 is in the future, so "
+     "its age cannot be checked"),
+    (None, False, f"{BASE}: its creation date is unknown (it was not looked up), so its age cannot be checked"),
+])
+def test_base_age(facts: BaseFacts | None, ok: bool, evidence: str) -> None:
+    decision = check_bases(PolicyConfig(max_base_age_days=30), [BASE], subject="base", today=TODAY,
+                           facts={BASE: facts} if facts else {})
+    assert [(v.rule, v.passed, v.evidence) for v in decision.verdicts] == [("base-age", ok, evidence)]
+
+
+@pytest.mark.parametrize(("today", "ok"), [(TODAY, True), (dt.date(2027, 1, 2), False)])
+def test_an_unknown_base_age_is_excepted_like_any_failure(today: dt.date, ok: bool) -> None:
+    policy = PolicyConfig(max_base_age_days=30,
+                          exceptions=(exception("base-age", "registry.example/library/*", dt.date(2027, 1, 1)),))
+    decision = check_bases(policy, [BASE], subject="base", today=today,
+                           facts={BASE: BaseFacts(BASE, created_unknown="registry unreachable")})
+    assert decision.ok is ok and decision.verdicts[0].outcome == ("excepted" if ok else "fail")
+
+
+@pytest.mark.parametrize(("facts", "ok", "evidence"), [
+    (BaseFacts(BASE, signed_by="keys/vendor.pub"), True, f"signed: {BASE} by keys/vendor.pub"),
+    (BaseFacts(BASE, unsigned=f"{BASE} has no cosign signature (no tag sha256-aa.sig)"), False,
+     f"{BASE} has no cosign signature that verifies with keys/vendor.pub, keys/mirror.pub: {BASE} has no cosign "
+     "signature (no tag sha256-aa.sig)"),
+    (None, False, f"{BASE} has no cosign signature that verifies with keys/vendor.pub, keys/mirror.pub: its "
+     "signature was not checked"),
+])
+def test_base_signed(facts: BaseFacts | None, ok: bool, evidence: str) -> None:
+    policy = PolicyConfig(allowed_bases_signed_by=(Path("keys/vendor.pub"), Path("keys/mirror.pub")))
+    decision = check_bases(policy, [BASE], subject="base", today=TODAY, facts={BASE: facts} if facts else {})
+    assert [(v.rule, v.passed, v.evidence) for v in decision.verdicts] == [("base-signed", ok, evidence)]
+
+
+@pytest.mark.parametrize(("pending", "unknown", "ok", "evidence"), [
+    ((), "", True, "no pending security update"),
+    ((PendingSecurityUpdate("libssl3", dt.date(2026, 11, 20)),), "", True,
+     "the oldest pending security update, libssl3, was first seen 2026-11-20 (15 days ago)"),
+    ((PendingSecurityUpdate("libssl3", dt.date(2026, 10, 1)), PendingSecurityUpdate("zlib1g", dt.date(2026, 9, 1)),
+      PendingSecurityUpdate("tzdata", dt.date(2026, 12, 1))), "", False,
+     "security update(s) pending longer than 30 days: zlib1g (first seen 2026-09-01, 95 days ago), libssl3 (first "
+     "seen 2026-10-01, 65 days ago)"),
+    ((PendingSecurityUpdate("libc6", None),), "", False, "security update(s) pending with no record of when "
+     "patchline first saw them, so their age is unknown: libc6 (a patch run's assess step records it)"),
+    ((), "r/web@sha256:1 is not in the store", False, "r/web@sha256:1 is not in the store"),
+])
+def test_pending_update_age(pending: tuple[PendingSecurityUpdate, ...], unknown: str, ok: bool,
+                            evidence: str) -> None:
+    decision = check_image(PolicyConfig(max_pending_update_age_days=30), subject="r/web@sha256:1", fixable=(),
+                           packages=(), pending=pending, unknown=unknown, today=TODAY)
+    assert [(v.rule, v.passed, v.evidence) for v in decision.verdicts] == [("pending-update-age", ok, evidence)]
+
+
+UNTRUSTED = "registry.example/untrusted/tool@sha256:" + "b" * 64
+
+
+@pytest.mark.parametrize(("bases", "bases_unknown", "services", "ok", "evidence"), [
+    ((UNTRUSTED,), "", (("web", "default"),), False, f"built FROM {UNTRUSTED} (require_runsc_for_bases), it may "
+     "run only under runsc, but service(s) web (default) do not"),
+    ((UNTRUSTED,), "", (("web", "runsc"),), True, f"built FROM {UNTRUSTED} (require_runsc_for_bases), it may run "
+     "only under runsc: service(s) web do"),
+    ((BASE,), "", (("web", "default"),), True, "no base of it is in require_runsc_for_bases "
+     "(registry.example/untrusted/*)"),
+    ((), "r/web is not the target of a recipe", (("web", "default"),), False, "its bases are unknown (r/web is not "
+     "the target of a recipe), so it may run only under runsc, but service(s) web (default) do not"),
+    ((), "r/web is not the target of a recipe", (("web", "runsc"),), True, "its bases are unknown (r/web is not "
+     "the target of a recipe), so it may run only under runsc: service(s) web do"),
+])
+def test_required_runtime(bases: tuple[str, ...], bases_unknown: str, services: tuple[tuple[str, str], ...],
+                          ok: bool, evidence: str) -> None:
+    policy = PolicyConfig(require_runsc_for_bases=("registry.example/untrusted/*",))
+    decision = check_image(policy, subject="r/web@sha256:1", fixable=(), packages=(), bases=bases,
+                           bases_unknown=bases_unknown, services=services, today=TODAY)
+    assert [(v.rule, v.passed, v.evidence) for v in decision.verdicts] == [("required-runtime", ok, evidence)]
+
+
+def test_an_exception_for_an_untrusted_base_lets_it_run_under_runc_until_it_expires() -> None:
+    policy = PolicyConfig(require_runsc_for_bases=("registry.example/untrusted/*",), exceptions=(
+        exception("required-runtime", "registry.example/untrusted/tool", dt.date(2027, 1, 1)),))
+    decision = check_image(policy, subject="r/web@sha256:1", fixable=(), packages=(), bases=(UNTRUSTED,),
+                           services=(("web", "default"),), today=TODAY)
+    assert decision.ok and decision.records("rollout") == [{
+        "stage": "rollout", "subject": "r/web@sha256:1", "rule": "required-runtime", "verdict": "excepted",
+        "evidence": decision.verdicts[0].evidence, "excepted_by": "alice@platform: migrating in Q1 (until 2027-01-01)"}]
 
 
 # -- plan: a base outside the allow-list ---------------------------------------------------------------------
