@@ -25,6 +25,7 @@ import pytest
 from patchline._config import Config, load_config
 from patchline.pipeline import CRASH_AFTER_STEP, STEPS, Step, run_once, step_outputs
 from patchline.rollout import PodmanTarget, service_status
+from patchline.sign import sign_options, verify_attachments
 from patchline.store import PatchItemRow, Store, open_store
 from tests.support.aptrepo import AptRepo, missing_apt_tools
 from tests.support.images import BuiltImage
@@ -107,6 +108,7 @@ suite = "stable-security"
 registry = "{registry.host}"
 namespace = "example"
 jobs = 2
+network = "host"  # RUN steps reach the test's apt repository on the host's loopback
 logs = "{tmp / 'logs'}"
 
 [store]
@@ -185,6 +187,14 @@ def test_a_published_fix_is_rebuilt_verified_rolled_out_reported_and_timed(world
         assert out["rollout"]["services"][SERVICE]["state"] == "succeeded"
         build = store.builds(recipe="app", limit=1)[0]
         assert build.verification["fixed"] == ["pl-hello"] and build.verification["passed"]
+        # What runs carries verified provenance: this build's run, its bases as recorded, the suites it read.
+        verdict = verify_attachments(sign_options(world.config), f"{world.registry.ref('example/app')}@{after}",
+                                     bases=dict(build.bases))
+        assert verdict.ok, verdict.as_dict()
+        assert verdict.provenance is not None and verdict.provenance.invocation_id == build.run_id
+        deps = verdict.provenance.statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        assert [d["name"] for d in deps if d["annotations"].get("role") == "apt-suite"] == [
+            f"{world.repo.url.rstrip('/')} stable-security"]
         # In order on RabbitMQ: the rebuild, the rollout, the run.
         keys = [m.routing_key for m in consumer.collect(7, timeout=20)]
         assert keys == ["patchline.image.rebuilt", "patchline.rollout.started"]\
@@ -331,6 +341,7 @@ suite = "stable-security"
 registry = "{registry.host}"
 namespace = "pair"
 jobs = 2
+network = "host"  # RUN steps reach the test's apt repository on the host's loopback
 logs = "{tmp / 'logs'}"
 
 [store]

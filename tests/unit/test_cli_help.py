@@ -56,3 +56,11 @@ def test_help_keeps_brackets(path: tuple[str, ...], text: str) -> None:
     result = runner.invoke(app, [*path, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert text in " ".join(result.output.split()), result.output
+
+
+def test_insecure_says_it_applies_to_the_named_registry_host_only() -> None:
+    helps = {p: runner.invoke(app, [*p, "--help"], terminal_width=200).output for p in PATHS if p}
+    with_insecure = {p: " ".join(h.replace("│", " ").split()) for p, h in helps.items() if "--insecure" in h}
+    assert {("scan",), ("discover", "registry")} <= set(with_insecure)
+    for path, text in with_insecure.items():
+        assert "only; every other host keeps TLS verification" in text, (path, text)

@@ -15,6 +15,7 @@ recorded as built before it is pushed.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import threading
@@ -46,6 +47,7 @@ from patchline.build.interface import (
 from patchline.errors import BuildError, Error
 from patchline.events.interface import EventDraft, EventType
 from patchline.fleet._discover import split_reference
+from patchline.sign.interface import ProvenanceFacts
 
 if TYPE_CHECKING:
     from patchline._model import Inventory
@@ -97,6 +99,7 @@ class _Run:
         self.lock = threading.Lock()
         self.loaded: dict[tuple[AptSuite, ...], SourceIndexes] = {}
         self.inventories: dict[str, Inventory] = {}
+        self.apt_read: dict[str, tuple[tuple[str, str], ...]] = {}  # recipe -> ("URL SUITE", InRelease SHA-256)
         self.t0 = time.monotonic()
 
     # -- inputs --------------------------------------------------------------------
@@ -192,8 +195,12 @@ class _Run:
         lines = [f"deb {option}{s.url} {s.suite} {' '.join(s.components)}" for s in suites]
         sources = log.with_suffix(".sources.list")
         sources.write_text("\n".join(lines) + "\n")
+        note = _buildah.loopback_note(item.recipe.network or env.network, [s.url for s in suites])
         with log.open("a") as fh:
             fh.write("patchline: update sources mounted into RUN steps:\n" + "\n".join(lines) + "\n")
+            fh.write(f"patchline: {note}\n" if note else "")
+        if note:
+            self.say(f"[{item.name}] {note}")
         mounts = [*env.mounts, (sources, _buildah.SOURCES_IN_IMAGE)]
         if keyring is not None:
             mounts.append((keyring, _buildah.KEYRING_IN_IMAGE))
@@ -249,6 +256,8 @@ class _Run:
             bases = self.pins(item)
             timestamp = self.timestamp(item, bases)
             env = self.sources_mount(item, bases, log)
+            if item.recipe.network is not None:
+                env = replace(env, network=item.recipe.network)
             lap("prepare")  # pins, the base's inventory, the update suites to mount
             tag = f"{item.recipe.target}"
             if item.recipe.kind is RecipeKind.PATCH:
@@ -326,7 +335,8 @@ class _Run:
 
             try:
                 signed = sign_pushed(self.options.sign, repository=repo, manifest_digest=digest,
-                                     sbom=self.sbom_of(image_id))
+                                     sbom=self.sbom_of(image_id),
+                                     provenance=self.provenance_facts(item, bases, timestamp, started_at))
             except Error as exc:
                 # Pushed but unsigned: the podman target refuses it, so it does not count as built.
                 self.say(f"[{item.name}] signing failed: {exc}")
@@ -356,6 +366,19 @@ class _Run:
 
         inventory = self.inventories.get(image_id) or self.store.inventory(image_id)
         return render_sbom(inventory, "cyclonedx").encode() if inventory is not None else None
+
+    def provenance_facts(self, item: PlanItem, bases: Mapping[str, str], timestamp: int | None,
+                         started_at: dt.datetime) -> ProvenanceFacts:
+        from patchline import __version__
+
+        recipe = item.recipe
+        return ProvenanceFacts(
+            recipe=item.name, target=recipe.target, kind=recipe.kind.value, input_hash=self.hashes.get(item.name, ""),
+            bases=dict(bases), run_id=self.run_id, started=started_at, finished=_clock.now(),
+            builder_version=__version__, apt_sources=self.apt_read.get(item.name, ()),
+            containerfile=str(recipe.containerfile) if recipe.containerfile is not None else None,
+            build_target=recipe.build_target, build_arg_names=tuple(sorted(recipe.args)),
+            source_date_epoch=timestamp, update_sources=self.options.update_sources)
 
     def rebuilt_event(self, item: PlanItem, result: BuildResult, cur: CurrentImage | None) -> dict[str, object]:
         """The payload of ``image.rebuilt``: what changed, why, what it fixed."""
@@ -405,7 +428,7 @@ class _Run:
         self.say(f"[{item.name}] building FROM {', '.join(pins.values()) or 'scratch'}")
         return _buildah.bud(containerfile=pinned_file, context=recipe.context, tag=tag, args=recipe.args,
                             timestamp=timestamp, env=env, log=log, target=recipe.build_target,
-                            iidfile=log.with_suffix(".iid"), bases=list(pins.values()))
+                            iidfile=log.with_suffix(".iid"))
 
     def verify(self, item: PlanItem, image_id: str, log: Path) -> Verification:
         """Rescan the new image into the store; what the rebuild was for must be gone and nothing new appear."""
@@ -438,6 +461,9 @@ class _Run:
                 raise BuildError(f"update sources could not all be read for the rescan ({unchecked[0]})")
             pending = pending_against(scan, loaded, changelogs=self.options.assess.changelogs, say=lambda _l: None)
             self.store.record_pending(image_id, pending, revision=loaded.revision)
+            with self.lock:
+                self.apt_read[item.name] = tuple((label, info.document_sha256) for label, info in loaded.releases
+                                                 if info.document_sha256)
             pending_names = {p.package.name for p in pending}
         findings = {f.advisory_id for f in self.store.fixable_for([image_id], fixable_only=False).get(image_id, [])}
         targeted = {x for r in item.reasons if r.code in _FIXES for x in r.items}

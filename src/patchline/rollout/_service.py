@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from patchline._config import Config, ServiceConfig
-from patchline.errors import ConfigError, PolicyDenied, RolloutError
+from patchline.errors import ConfigError, Error, PolicyDenied, RolloutError
 from patchline.rollout._engine import RolloutPlan, RolloutResult, digest_of, resume, roll_out
 from patchline.rollout.interface import Probe, Replica, RolloutTarget, ServiceSpec, Strategy
 from patchline.store import RolloutRow, Store
 
 if TYPE_CHECKING:
-    from patchline.policy import PolicyDecision
+    from patchline.policy import PendingSecurityUpdate, PolicyDecision
 
 
 def service_config(config: Config, name: str) -> ServiceConfig:
@@ -69,43 +70,130 @@ def check_repository(service: ServiceConfig, repository: str, image: str) -> Non
                            f"refusing {image}")
 
 
-def rollout_decision(config: Config, store: Store, image: str) -> PolicyDecision:
-    """``[policy]``'s image rules on ``repository@digest``, from what the store knows of it."""
+def _recipes_building(config: Config, repository: str) -> list[str]:
+    """The recipes of ``[[images]]`` whose target is in ``repository``."""
+    from patchline.build import load_recipes
+    from patchline.fleet._discover import split_reference
+
+    if not config.images:
+        return []
+    return [r.name for r in load_recipes(config) if split_reference(r.target)[0] == repository]
+
+
+def image_bases(config: Config, store: Store, image: str) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """The outside images ``repository@digest`` is built FROM (through local bases too), from the FROM lines
+    of the recipes building its repository and the store's record of the build that made it, with those
+    recipes and their local bases; or ``()``, ``()`` and why they are not known."""
+    from patchline.build import build_graph, load_recipes
+
+    repository, _, digest = image.partition("@")
+    names = _recipes_building(config, repository)
+    if not names:
+        return (), (), f"{repository} is not the target of a recipe of [[images]]"
+    graph = build_graph(load_recipes(config))
+    bases: dict[str, None] = {}
+    build = store.build_of(digest)  # the build that made this digest may have used other bases than today's
+    if build is not None and build.recipe in graph.local:
+        local_refs = {ref for ref, _ in graph.local[build.recipe]}
+        bases.update(dict.fromkeys(ref for ref in build.bases if ref not in local_refs))
+    todo, seen = list(names), dict[str, None]()
+    while todo:
+        name = todo.pop(0)
+        if name not in seen:
+            seen[name] = None
+            bases.update(dict.fromkeys(graph.external[name]))
+            todo.extend(base for _, base in graph.local[name])
+    return tuple(bases), tuple(seen), ""
+
+
+def _pending_security(store: Store, config_digest: str, recipes: Sequence[str]) -> list[PendingSecurityUpdate]:
+    """The image's pending security updates, each with the day a patch run first saw it pending for one of
+    ``recipes`` (its open patch item; the pending-updates table keeps only the latest assessment's time)."""
+    from patchline.build._plan import is_security
+    from patchline.policy import PendingSecurityUpdate
+
+    rows = [p for p in store.pending_for([config_digest]).get(config_digest, []) if is_security(p)]
+    if not rows:
+        return []
+    first: dict[str, dt.date] = {}
+    for item in store.patch_items(kind="update"):
+        if item.recipe in recipes and item.state in ("open", "stuck", "rebuilt"):
+            day = item.first_seen_at.astimezone(dt.UTC).date()
+            first[item.item] = min(first.get(item.item, day), day)
+    return [PendingSecurityUpdate(p.name, first.get(p.name)) for p in rows]
+
+
+def rollout_decision(config: Config, store: Store, image: str, *, service: str | None = None) -> PolicyDecision:
+    """``[policy]``'s rollout rules on ``repository@digest``, from what the store knows of it.
+
+    ``required-runtime`` is checked against ``service``, or (without one) every service of the image's
+    repository. An image the store does not know fails the rules that need the store, saying so.
+    """
     from patchline import _clock
     from patchline.policy import check_image
 
     policy = config.policy
     today = _clock.today()
-    if policy.max_fixable_severity is None and not policy.denied_packages:
-        return check_image(policy, subject=image, fixable=(), packages=(), today=today)
-    digest = image.rpartition("@")[2]
-    config_digest = store.image_for_manifest(digest) or (digest if store.has_image(digest) else None)
-    inventory = store.inventory(config_digest) if config_digest else None
-    if config_digest is None or inventory is None:
-        raise PolicyDenied(f"policy: {image} is not in the store, so its rules cannot be checked; "
-                           "`patchline discover registry` it first")
-    rows = store.fixable_for([config_digest]).get(config_digest, [])
-    fixable = [(f.advisory_id, f.package, f.severity) for f in rows]
-    return check_image(policy, subject=image, fixable=fixable, packages=[p.name for p in inventory.packages],
-                       today=today)
+    repository = image.partition("@")[0]
+    services = [s for s in config.services if (s.name == service if service else
+                                               _repository(config, s.image) == repository)]
+    bases, _recipes, bases_unknown = (image_bases(config, store, image) if policy.require_runsc_for_bases
+                                      else ((), (), ""))
+    fixable: list[tuple[str, str, int]] = []
+    packages: list[str] = []
+    pending: list[PendingSecurityUpdate] = []
+    unknown = ""
+    if policy.max_fixable_severity is not None or policy.denied_packages or (
+            policy.max_pending_update_age_days is not None):
+        digest = image.rpartition("@")[2]
+        config_digest = store.image_for_manifest(digest) or (digest if store.has_image(digest) else None)
+        inventory = store.inventory(config_digest) if config_digest else None
+        if config_digest is None or inventory is None:
+            unknown = (f"{image} is not in the store, so its rules cannot be checked; "
+                       "`patchline discover registry` it first")
+        else:
+            rows = store.fixable_for([config_digest]).get(config_digest, [])
+            fixable = [(f.advisory_id, f.package, f.severity) for f in rows]
+            packages = [p.name for p in inventory.packages]
+            if policy.max_pending_update_age_days is not None:
+                pending = _pending_security(store, config_digest, _recipes_building(config, repository))
+    attestations = _attestations(config, store, image) if policy.require_attestations else None
+    return check_image(policy, subject=image, fixable=fixable, packages=packages, today=today, pending=pending,
+                       unknown=unknown, bases=bases, bases_unknown=bases_unknown,
+                       services=[(s.name, s.runtime) for s in services], attestations=attestations)
 
 
-def check_rollout_policy(config: Config, store: Store, image: str, *, service: str | None = None) -> None:
-    """Refuse ``image`` when a rule of ``[policy]`` does (raises :class:`PolicyDenied` naming the rule); a
-    refusal is a ``policy.denied`` event with every verdict, so it reaches the audit trail and the bus."""
-    from patchline.events.interface import EventDraft, EventType
+def _attestations(config: Config, store: Store, image: str) -> dict[str, tuple[str, str]]:
+    """What ``patchline verify`` says of ``image``: each check's (state, evidence); an error fails them all."""
+    from patchline.sign import CHECKS, load_keys, verify_attachments
+    from patchline.sign.interface import SignOptions
 
     try:
-        decision = rollout_decision(config, store, image)
-    except PolicyDenied as exc:
-        store.emit([EventDraft(EventType.POLICY_DENIED, service or image, {
-            "step": "rollout", "service": service, "image": image, "reason": exc.message, "verdicts": []})])
-        raise
+        options = SignOptions(keys=load_keys(config.sign), config=config.sign,
+                              insecure=frozenset(config.registries.insecure))
+        build = store.build_of(image.rpartition("@")[2])
+        result = verify_attachments(options, image, bases=dict(build.bases) if build is not None else None)
+    except Error as exc:
+        return dict.fromkeys(CHECKS, ("failed", f"cannot verify: {exc}"))
+    return {c.name: (c.state, c.evidence) for c in result.checks}
+
+
+def check_rollout_policy(config: Config, store: Store, image: str, *, service: str | None = None,
+                         on_decision: Callable[[PolicyDecision], None] | None = None) -> PolicyDecision:
+    """Refuse ``image`` when a rule of ``[policy]`` does (raises :class:`PolicyDenied` naming the rule); a
+    refusal is a ``policy.denied`` event with every verdict, so it reaches the audit trail and the bus.
+    ``on_decision`` gets the decision either way (a patch run records it)."""
+    from patchline.events.interface import EventDraft, EventType
+
+    decision = rollout_decision(config, store, image, service=service)
+    if on_decision is not None:
+        on_decision(decision)
     if not decision.ok:
         store.emit([EventDraft(EventType.POLICY_DENIED, service or image, {
             "step": "rollout", "service": service, "image": image, "reason": decision.summary(),
             **decision.as_dict()})])
         raise PolicyDenied(f"{image}: {decision.summary()}")
+    return decision
 
 
 def rollout_plan(config: Config, service: ServiceConfig, to_image: str, *, strategy: str | None = None
@@ -122,7 +210,10 @@ def make_target(config: Config, *, services: Sequence[ServiceConfig] = ()) -> Ro
     insecure = frozenset(config.registries.insecure)
     if not config.rollout.require_signature:
         return PodmanTarget(policy=None, insecure=insecure)
-    from patchline.sign import load_keys, lookaside_dir, write_policy, write_registries_d
+    from functools import partial
+
+    from patchline.sign import load_keys, lookaside_dir, pull_verified, write_policy, write_registries_d
+    from patchline.sign._simple import registries_d_dir
 
     keys = load_keys(config.sign)
     scopes = sorted({_repository(config, s.image) for s in (services or config.services)})
@@ -130,14 +221,17 @@ def make_target(config: Config, *, services: Sequence[ServiceConfig] = ()) -> Ro
     lookaside = lookaside_dir(config.sign)
     for scope in scopes:
         write_registries_d(config.sign, scope=scope, lookaside=lookaside)
-    return PodmanTarget(policy=policy, insecure=insecure)
+    # The pulls read patchline's own registries.d (where the signatures' lookaside store is declared).
+    return PodmanTarget(policy=policy, insecure=insecure,
+                        pull=partial(pull_verified, registries_d=registries_d_dir(config.sign)))
 
 
 def rollout_service(config: Config, store: Store, name: str, *, to: str | None = None, strategy: str | None = None,
-                    target: RolloutTarget | None = None, progress: object = None) -> RolloutResult:
+                    target: RolloutTarget | None = None, progress: object = None,
+                    on_decision: Callable[[PolicyDecision], None] | None = None) -> RolloutResult:
     service = service_config(config, name)
     image = resolve_image(config, store, service, to)
-    check_rollout_policy(config, store, image, service=service.name)
+    check_rollout_policy(config, store, image, service=service.name, on_decision=on_decision)
     plan = rollout_plan(config, service, image, strategy=strategy)
     return roll_out(store, target or make_target(config, services=[service]), plan,
                     progress=progress if callable(progress) else None)

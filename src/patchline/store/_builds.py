@@ -141,6 +141,14 @@ class BuildRecords:
         with self._read() as conn:
             return [_row(r) for r in conn.execute(query)]
 
+    def build_of(self, manifest_digest: str) -> BuildRow | None:
+        """The newest build that pushed ``manifest_digest`` (what its provenance must agree with)."""
+        query = (select(Build).where(Build.manifest_digest == manifest_digest, Build.status == "built")
+                 .order_by(Build.id.desc()).limit(1))
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return _row(row) if row is not None else None
+
     def pending_for(self, config_digests: Iterable[str]) -> dict[str, list[PendingRow]]:
         """The stored pending updates of these images, by config digest."""
         digests = sorted(set(config_digests))

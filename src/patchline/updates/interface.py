@@ -84,6 +84,7 @@ class ReleaseInfo:
     acquire_by_hash: bool
     sha256: Mapping[str, tuple[str, int]]  # path below dists/SUITE/ -> (hex digest, size)
     signed_by: str | None  # the signing key's fingerprint; None when the signature was skipped
+    document_sha256: str | None = None  # of the InRelease (or Release) file read: what provenance records
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,73 @@
+"""``patchline verify``: the signatures, SBOM and provenance of one pushed image, each with its verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from patchline._cli_fleet import DbOption, _store
+from patchline._term import escape
+from patchline.cli import _emit, _fail, app, state
+from patchline.errors import Error, SignError
+
+if TYPE_CHECKING:
+    from patchline.sign import ImageVerification
+
+_STYLE = {"passed": "[green]passed[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
+
+
+def _render(result: ImageVerification, console: Console) -> None:
+    table = Table(title=f"attachments of {escape(result.reference)}", title_justify="left", show_edge=False,
+                  pad_edge=False)
+    for column in ("CHECK", "VERDICT", "EVIDENCE"):
+        table.add_column(column, overflow="fold")
+    for check in result.checks:
+        table.add_row(check.name, _STYLE[check.state], escape(check.evidence))
+    console.print(table)
+    prov = result.provenance
+    if prov is not None:
+        console.print(f"built by {escape(prov.builder_id)} in run {escape(prov.invocation_id)} FROM "
+                      + (", ".join(f"{escape(ref)} @ {escape(d)}" for ref, d in sorted(prov.bases.items()))
+                         or "scratch"))
+
+
+@app.command("verify")
+def verify(
+    image: Annotated[str, typer.Argument(help="The image: REPOSITORY@sha256:DIGEST (as `rollout --to` takes it).")],
+    key: Annotated[Path | None, typer.Option("--key", help="Verify the cosign signature and the provenance with "
+                                                           "this PEM public key instead of patchline's own.")] = None,
+    db: DbOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="The verdicts as JSON.")] = False,
+) -> None:
+    """Check IMAGE's simple signature, cosign signature, SBOM and SLSA provenance; exit 1 if one fails.
+
+    The provenance must be signed by the key, name IMAGE's digest as its subject and the bases the store
+    recorded for the build; the SBOM must be the one the provenance names. A check [sign] turns off is skipped.
+    """
+    from patchline.sign import load_keys, verify_attachments
+    from patchline.sign.interface import SignOptions
+
+    config = state.config()
+    try:
+        keys = load_keys(config.sign)
+        options = SignOptions(keys=keys, config=config.sign, insecure=frozenset(config.registries.insecure))
+        digest = image.partition("@")[2]
+        if not digest:
+            raise SignError(f"{image!r} is not REPOSITORY@sha256:DIGEST: verify an image by its digest")
+        with _store(db) as store:
+            build = store.build_of(digest)
+        result = verify_attachments(options, image, bases=dict(build.bases) if build is not None else None,
+                                    cosign_key=key)
+    except Error as exc:
+        _fail(exc)
+    if json_output:
+        _emit(None, text=json.dumps({"schema": "patchline/verify/v1", **result.as_dict()}, indent=2) + "\n")
+    else:
+        _emit(None, table=lambda console: _render(result, console))
+    if not result.ok:
+        raise typer.Exit(1)
