@@ -33,6 +33,7 @@ APT_PACKAGES=(
     postgresql      # server binaries for the tests' private cluster (Debian's 15/main is not used)
     rabbitmq-server # AMQP broker binaries for the event tests' private node (the system node is not used)
     runsc           # gVisor: services with runtime = "runsc" run on its user-space kernel
+    golang-1.19-go  # Go 1.19.8: the Go binaries the Go cataloger tests build
 )
 APT_FRESH_MINUTES=360
 PROBE_IMAGE=localhost/patchline/probe:busybox

@@ -25,6 +25,11 @@ class Ecosystem(enum.StrEnum):
     RPM = "rpm"
     PYPI = "pypi"
     NPM = "npm"
+    MAVEN = "maven"  # name: GROUP:ARTIFACT, as OSV's Maven records name packages
+    GOLANG = "golang"  # name: the module path; the toolchain is "stdlib"
+    GEM = "gem"
+    CARGO = "cargo"
+    GENERIC = "generic"  # runtimes found by their binaries (python, node, openjdk)
 
     @property
     def is_os(self) -> bool:

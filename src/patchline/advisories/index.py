@@ -55,6 +55,8 @@ class EcosystemKey:
 _OSV_ECOSYSTEMS: dict[str, tuple[str, str | None]] = {
     "pypi": ("pypi", None),
     "npm": ("npm", None),
+    "go": ("golang", None),
+    "maven": ("maven", None),
     "debian": ("deb", "debian"),
     "ubuntu": ("deb", "ubuntu"),
     "alpine": ("apk", "alpine"),

@@ -20,7 +20,7 @@ from patchline._model import Distro, Inventory
 from patchline.assess.model import PackageRef
 from patchline.errors import ConfigError, SbomError
 
-_ECOSYSTEMS = {"deb", "apk", "rpm", "pypi", "npm"}
+_ECOSYSTEMS = {"deb", "apk", "rpm", "pypi", "npm", "maven", "golang"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,9 @@ def _package_from_purl(purl_text: str, properties: Mapping[str, str]) -> tuple[P
     if purl.type not in _ECOSYSTEMS or not purl.version:
         return None, None
     qualifiers = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
-    name = f"{purl.namespace}/{purl.name}" if purl.type == "npm" and purl.namespace else purl.name
+    name = f"{purl.namespace}/{purl.name}" if purl.type in ("npm", "golang") and purl.namespace else purl.name
+    if purl.type == "maven" and purl.namespace:
+        name = f"{purl.namespace}:{purl.name}"  # GROUP:ARTIFACT, as OSV names Maven packages
     version = purl.version
     if purl.type == "rpm" and qualifiers.get("epoch"):
         version = f"{qualifiers['epoch']}:{version}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from patchline.catalog.apk import ApkCataloger
 from patchline.catalog.dpkg import DpkgCataloger
 from patchline.catalog.interface import Cataloger, CatalogError, FileResult, Found
+from patchline.catalog.java import JavaCataloger
 from patchline.catalog.list import DEFAULT_CATALOGERS, catalogers_by_name
 from patchline.catalog.npm import NpmCataloger
 from patchline.catalog.python import PythonCataloger
@@ -24,6 +25,7 @@ __all__ = [
     "DpkgCataloger",
     "FileResult",
     "Found",
+    "JavaCataloger",
     "NpmCataloger",
     "PythonCataloger",
     "RpmCataloger",

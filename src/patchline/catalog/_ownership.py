@@ -11,13 +11,20 @@ against a language package's ``locations``:
   listed ``*.egg-info`` (file or directory, the list does not say) also yields
   ``*.egg-info/PKG-INFO``: exactly the files the Python cataloger reads;
 * ``node_modules/<name>/package.json`` and
-  ``node_modules/@scope/<name>/package.json`` are kept as listed.
+  ``node_modules/@scope/<name>/package.json`` are kept as listed;
+* Java archives (``*.jar``, ``*.war``, ... as the Java cataloger globs them) are
+  kept as listed: Debian installs its jars under ``/usr/share/java``;
+* the runtime files the runtime cataloger reads (``bin/python3.X``, ``bin/node``,
+  ``libnode.so*``, a JDK's ``release``...) are kept as listed.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable
+
+from patchline.catalog.java import JAVA_ARCHIVE_SUFFIXES
+from patchline.catalog.runtimes import is_runtime_file
 
 __all__ = ["language_metadata_paths", "normalise_path"]
 
@@ -55,6 +62,8 @@ def language_metadata_paths(paths: Iterable[str]) -> tuple[str, ...]:
             (base == "METADATA" and parent.endswith(".dist-info"))
             or (base == "PKG-INFO" and parent.endswith(".egg-info"))
             or _is_package_json(path)
+            or base.endswith(JAVA_ARCHIVE_SUFFIXES)
+            or is_runtime_file(path)
         ):
             owned.add(path)
     return tuple(sorted(owned))

@@ -7,6 +7,11 @@ layer once and hands every cataloger only the files it declared (STYLE.md 3).
 
 Glob syntax: ``*`` and ``?`` match within one path component, ``**/`` matches
 zero or more whole directories. Globs are absolute (``/var/lib/dpkg/status``).
+
+Files that live anywhere (Go binaries) are chosen by content instead: a
+:class:`ContentCataloger` also names a :class:`ContentMatch`, and the core hands
+it the regular files that no glob claimed and that match (execute bits, first
+bytes), peeking at each file's first bytes in the stream to decide.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Protocol
 from patchline._model import Ecosystem
 from patchline.errors import CatalogError
 
-__all__ = ["CatalogError", "Cataloger", "FileResult", "Found"]
+__all__ = ["CatalogError", "Cataloger", "ContentCataloger", "ContentMatch", "FileResult", "Found"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,10 @@ class Found:
     ``owned_paths`` is set by OS catalogers: the absolute paths of language
     package metadata (``*.dist-info``, ``*.egg-info``, ``node_modules/*/package.json``)
     that the OS package installed, so that the core does not report those twice.
+
+    ``archive_path`` is set for a package found in an archive nested in the file:
+    its path inside the file (``BOOT-INF/lib/a.jar``; ``a.war!/WEB-INF/lib/b.jar``
+    deeper down). The core reports the location as ``<file>!/<archive_path>``.
     """
 
     ecosystem: Ecosystem
@@ -37,6 +46,7 @@ class Found:
     arch: str | None = None
     licenses: tuple[str, ...] = ()
     owned_paths: tuple[str, ...] = ()
+    archive_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +82,40 @@ class Cataloger(Protocol):
 
     def parse(self, path: str, data: bytes) -> FileResult:
         """Parse one file. Pure: no I/O. Raise ``CatalogError`` if unreadable."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContentMatch:
+    """Regular files wanted wherever they are: with an execute bit and/or starting with one of ``magic``.
+
+    Only files whose first bytes match are read; the core records only the files
+    whose parse found packages, skipped entries or failed.
+    """
+
+    executable: bool = False
+    magic: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.executable and not self.magic:
+            raise ValueError("a ContentMatch needs executable=True or at least one magic prefix: it would match all")
+        if any(not m for m in self.magic):
+            raise ValueError("an empty magic prefix matches every file")
+
+    @property
+    def peek_size(self) -> int:
+        """How many first bytes of a file the core must see to decide."""
+        return max((len(m) for m in self.magic), default=0)
+
+    def wants(self, mode: int, head: bytes) -> bool:
+        """Whether a regular file with this mode and these first bytes (``peek_size`` of them) is wanted."""
+        if self.executable and not mode & 0o111:
+            return False
+        return not self.magic or head.startswith(self.magic)
+
+
+class ContentCataloger(Cataloger, Protocol):
+    """A cataloger that also wants files by content, not only by path."""
+
+    @property
+    def content(self) -> ContentMatch:
+        """Which regular files, beyond those of ``globs``, this cataloger wants."""

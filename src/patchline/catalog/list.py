@@ -6,10 +6,13 @@ from collections.abc import Iterable
 
 from patchline.catalog.apk import ApkCataloger
 from patchline.catalog.dpkg import DpkgCataloger
+from patchline.catalog.golang import GoBinaryCataloger
 from patchline.catalog.interface import Cataloger
+from patchline.catalog.java import JavaCataloger
 from patchline.catalog.npm import NpmCataloger
 from patchline.catalog.python import PythonCataloger
 from patchline.catalog.rpm import RpmCataloger
+from patchline.catalog.runtimes import RuntimeCataloger
 from patchline.errors import ConfigError
 
 __all__ = ["DEFAULT_CATALOGERS", "catalogers_by_name"]
@@ -20,6 +23,9 @@ DEFAULT_CATALOGERS: tuple[Cataloger, ...] = (
     RpmCataloger(),
     PythonCataloger(),
     NpmCataloger(),
+    JavaCataloger(),
+    GoBinaryCataloger(),
+    RuntimeCataloger(),
 )
 
 

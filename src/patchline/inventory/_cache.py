@@ -19,7 +19,7 @@ from typing import Any
 from patchline._model import Ecosystem
 from patchline.catalog.interface import Cataloger, FileResult, Found
 from patchline.errors import CacheError
-from patchline.inventory._walk import WALKER_VERSION, CatalogedFile, LayerCatalog
+from patchline.inventory._walk import WALKER_VERSION, CatalogedFile, LayerCatalog, content_match
 
 _FORMAT = 1
 
@@ -36,17 +36,19 @@ def fingerprint(catalogers: Sequence[Cataloger]) -> str:
     """Changes whenever a cataloger's version, globs or limits change."""
     parts = [f"walker={WALKER_VERSION}", f"format={_FORMAT}"]
     for c in sorted(catalogers, key=lambda c: c.name):
-        parts.append(f"{c.name}={c.version}:{','.join(sorted(c.globs))}:{c.max_file_size}")
+        content = content_match(c)
+        parts.append(f"{c.name}={c.version}:{','.join(sorted(c.globs))}:{c.max_file_size}"
+                     + ("" if content is None else f":{content.executable}:{','.join(m.hex() for m in content.magic)}"))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _found_to_json(f: Found) -> list[Any]:
     return [f.ecosystem.value, f.name, f.version, f.source_name, f.source_version, f.arch,
-            list(f.licenses), list(f.owned_paths)]
+            list(f.licenses), list(f.owned_paths), f.archive_path]
 
 
 def _found_from_json(v: list[Any]) -> Found:
-    return Found(Ecosystem(v[0]), v[1], v[2], v[3], v[4], v[5], tuple(v[6]), tuple(v[7]))
+    return Found(Ecosystem(v[0]), v[1], v[2], v[3], v[4], v[5], tuple(v[6]), tuple(v[7]), v[8] if len(v) > 8 else "")
 
 
 def layer_to_json(layer: LayerCatalog) -> dict[str, Any]:

@@ -39,7 +39,30 @@ def _scope(found: Found, path: str) -> str:
     # per install root (two venvs may hold two versions of the same name).
     if found.ecosystem.is_os:
         return ""
+    if found.ecosystem is Ecosystem.MAVEN:
+        return path  # every archive is its own install, nested ones too
+    if found.ecosystem is Ecosystem.GOLANG:
+        return path  # every binary embeds its own modules and toolchain
+    if found.ecosystem is Ecosystem.GENERIC:
+        return _install_prefix(path)  # /usr/local/bin/python3.11 and /usr/local/lib/libpython3.11.so: one python
     return posixpath.dirname(posixpath.dirname(path))
+
+
+def _install_prefix(path: str) -> str:
+    """``/opt/node/bin/node`` -> ``/opt/node``; a file in no bin/lib/include directory -> its directory."""
+    for marker in ("/bin/", "/lib/", "/lib64/", "/include/"):
+        at = path.find(marker)
+        if at >= 0:
+            return path[:at] or "/"
+    return posixpath.dirname(path)
+
+
+def _location(found: Found, path: str) -> str:
+    return f"{path}!/{found.archive_path}" if found.archive_path else path
+
+
+def _declaring_file(location: str) -> str:
+    return location.partition("!/")[0]
 
 
 def _is_ownership_only(found: Found) -> bool:
@@ -56,11 +79,12 @@ def _view_packages(view: dict[str, tuple[int, CatalogedFile]]) -> dict[_PackageK
         for found in cataloged.result.packages:
             if _is_ownership_only(found):
                 continue
-            key = (found.ecosystem.value, found.name, found.arch or "", _scope(found, path))
+            location = _location(found, path)
+            key = (found.ecosystem.value, found.name, found.arch or "", _scope(found, location))
             if key in packages:
-                packages[key][1].append(path)
+                packages[key][1].append(location)
             else:
-                packages[key] = (found, [path], cataloged.cataloger)
+                packages[key] = (found, [location], cataloged.cataloger)
     return packages
 
 
@@ -122,6 +146,10 @@ def make_purl(found: Found, distro: Distro | None) -> Purl:
         namespace, _, name = name.partition("/")
     elif found.ecosystem is Ecosystem.PYPI:
         name = name.lower().replace("_", "-").replace(".", "-")
+    elif found.ecosystem is Ecosystem.GOLANG and "/" in name:
+        namespace, _, name = name.rpartition("/")  # github.com/foo/bar: namespace github.com/foo
+    elif found.ecosystem is Ecosystem.MAVEN and ":" in name:
+        namespace, _, name = name.partition(":")  # GROUP:ARTIFACT
     purl = PackageURL(
         type=found.ecosystem.value,
         namespace=namespace,
@@ -179,7 +207,7 @@ def compose(layers: Sequence[LayerCatalog]) -> Composed:
     packages: list[Package] = []
     for key, (found, paths, cataloger) in final.items():
         if not found.ecosystem.is_os and owned and any(
-            p in owned or posixpath.dirname(p) in owned for p in paths
+            f in owned or posixpath.dirname(f) in owned for f in map(_declaring_file, paths)
         ):
             continue
         packages.append(

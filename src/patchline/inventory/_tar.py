@@ -35,6 +35,15 @@ class TarEntry:
     size: int
     linkname: str
     offset: int  # offset of the header in the uncompressed stream
+    mode_field: bytes = b""  # the raw header field: most entries never need it parsed
+
+    @property
+    def mode(self) -> int:
+        """Permission bits (0o7777); 0 when the field is not a number (no caller refuses a layer for it)."""
+        try:
+            return _octal(self.mode_field, "mode", self.offset) & 0o7777
+        except LayerError:
+            return 0
 
     @property
     def is_regular(self) -> bool:
@@ -110,6 +119,7 @@ class TarReader:
         self._remaining = 0  # unread data bytes of the current entry, padding included
         self._data_left = 0  # unread data bytes of the current entry, padding excluded
         self._skip = bytearray(_SKIP_BUF)
+        self._peeked = b""  # first bytes of the current entry's data, read by ``peek``
         self.entries = 0
 
     def _read_exact(self, n: int, what: str) -> bytes:
@@ -135,7 +145,20 @@ class TarReader:
         data = self._read_exact(n, "entry data") if n else b""
         self._data_left = 0
         self._remaining -= n
+        if self._peeked:
+            data = self._peeked + data
+            self._peeked = b""
         return data
+
+    def peek(self, n: int) -> bytes:
+        """The first ``n`` bytes of the current entry's data (fewer if it is shorter); ``read_data`` still
+        returns all of it. Call at most once per entry, before ``read_data``."""
+        want = min(n, self._data_left)
+        head = self._read_exact(want, "entry data") if want else b""
+        self._data_left -= want
+        self._remaining -= want
+        self._peeked = head
+        return head
 
     def _padded(self, size: int) -> int:
         return (size + BLOCK - 1) // BLOCK * BLOCK
@@ -149,6 +172,7 @@ class TarReader:
             if self._remaining:
                 self._discard(self._remaining)
                 self._remaining = self._data_left = 0
+            self._peeked = b""
             offset = self._pos
             header = self._stream.read(BLOCK)
             if not header:
@@ -203,4 +227,4 @@ class TarReader:
             self._data_left = data_size
             self._remaining = self._padded(data_size)
             self.entries += 1
-            yield TarEntry(name, typeflag, data_size, linkname, offset)
+            yield TarEntry(name, typeflag, data_size, linkname, offset, header[100:108])

@@ -7,17 +7,18 @@ Composition across layers (whiteouts, overrides) happens in ``_compose``.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from patchline.catalog.interface import Cataloger, FileResult
+from patchline.catalog.interface import Cataloger, ContentMatch, FileResult
 from patchline.errors import CatalogError
 from patchline.inventory._tar import HARDLINK, SYMLINK, TarReader
 
-WALKER_VERSION = "4"
+WALKER_VERSION = "5"
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
@@ -93,20 +94,36 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
+def content_match(cataloger: Cataloger) -> ContentMatch | None:
+    """What a cataloger wants by content (``ContentCataloger.content``), or None for a globs-only one."""
+    content = getattr(cataloger, "content", None)
+    return content if isinstance(content, ContentMatch) else None
+
+
 @dataclass
 class Matcher:
-    """Decides, with one regex match each, which cataloger and whether the core want a path."""
+    """Decides, with one regex match each, which cataloger and whether the core want a path.
+
+    A path a glob claims goes to that cataloger; only the other regular files are
+    offered to content catalogers, in list order, the first that wants one taking it.
+    """
 
     catalogers: Sequence[Cataloger]
     _regex: re.Pattern[str] = field(init=False)
     _system: re.Pattern[str] = field(init=False)
     _groups: dict[str, int] = field(init=False)
+    _content: list[tuple[int, ContentMatch]] = field(init=False)
+    _peek_size: int = field(init=False)
 
     def __post_init__(self) -> None:
         self._system = re.compile(f"(?:{'|'.join(glob_to_regex(g) for g in SYSTEM_FILE_GLOBS)})\\Z", re.DOTALL)
+        self._content = [(i, m) for i, c in enumerate(self.catalogers) if (m := content_match(c)) is not None]
+        self._peek_size = max((m.peek_size for _, m in self._content), default=0)
         alternatives = []
         self._groups = {}
         for index, cataloger in enumerate(self.catalogers):
+            if not cataloger.globs:
+                continue
             group = f"c{index}"
             self._groups[group] = index
             body = "|".join(glob_to_regex(g) for g in cataloger.globs)
@@ -118,6 +135,24 @@ class Matcher:
         m = self._regex.match(path)
         which = self._groups[m.lastgroup] if m is not None and m.lastgroup is not None else None
         return which, self._system.match(path) is not None
+
+    @property
+    def by_content(self) -> bool:
+        """Whether any cataloger wants files by content."""
+        return bool(self._content)
+
+    def match_content(self, mode: int, peek: Callable[[int], bytes]) -> int | None:
+        """The content cataloger that wants a regular file of this mode; ``peek(n)`` gives its first bytes,
+        and is called only when a mode check passed."""
+        head: bytes | None = None
+        for index, wanted in self._content:
+            if wanted.executable and not mode & 0o111:
+                continue
+            if head is None:
+                head = peek(self._peek_size) if self._peek_size else b""
+            if wanted.wants(mode, head):
+                return index
+        return None
 
 
 def normalize(name: str) -> tuple[str | None, str | None]:
@@ -149,6 +184,7 @@ def walk_layer(
     opaque: list[str] = []
     problems: list[tuple[str, str]] = []
     kept: dict[str, bytes] = {}  # this layer's declared regular files, for hard links to them
+    by_content: dict[str, CatalogedFile] = {}  # files recorded for a content cataloger, for hard links to them
     seen: set[str] = set()  # every regular path in this layer, to check hard link targets
     last_progress = 0
     for entry in reader:
@@ -170,13 +206,23 @@ def walk_layer(
         if entry.is_regular:
             seen.add(path)
         which, system = matcher.match(path)
+        chosen_by_content = False
         if which is None and not system:
             if entry.type == HARDLINK:
                 target, why = normalize(entry.linkname)
                 if target is None or target not in seen:
                     problems.append((path, f"hard link to missing file {entry.linkname!r}"
                                      if target is not None else f"hard link target {why}"))
-            continue
+                elif target in by_content:
+                    files.append(dataclasses.replace(by_content[target], path=path, kind="hardlink",
+                                                      link=entry.linkname))
+                continue
+            if not (entry.is_regular and entry.size and matcher.by_content):
+                continue
+            which = matcher.match_content(entry.mode, reader.peek)
+            if which is None:
+                continue
+            chosen_by_content = True
         name = catalogers[which].name if which is not None else ""
         limit = max(
             catalogers[which].max_file_size if which is not None else 0,
@@ -208,6 +254,12 @@ def walk_layer(
             continue
         else:
             data = reader.read_data()
+            if chosen_by_content:
+                cataloged = _parse(path, data, which, catalogers, kind, system=False)
+                if cataloged.error or (cataloged.result and (cataloged.result.packages or cataloged.result.skipped)):
+                    files.append(cataloged)
+                    by_content[path] = cataloged
+                continue
             if len(data) <= _KEEP_FOR_LINKS:
                 kept[path] = data
         files.append(_parse(path, data, which, catalogers, kind, system=system))

@@ -12,6 +12,7 @@ from patchline.errors import Error
 from patchline.versions.apk import ApkScheme
 from patchline.versions.dpkg import DpkgScheme
 from patchline.versions.interface import InvalidVersion, VersionScheme
+from patchline.versions.maven import MavenScheme
 from patchline.versions.osv import (
     EventKind,
     OsvEvent,
@@ -30,6 +31,7 @@ __all__ = [
     "DpkgScheme",
     "EventKind",
     "InvalidVersion",
+    "MavenScheme",
     "OsvEvent",
     "OsvRange",
     "Pep440Scheme",
@@ -54,6 +56,7 @@ _RPM = RpmScheme()
 _APK = ApkScheme()
 _PEP440 = Pep440Scheme()
 _SEMVER = SemverScheme()
+_MAVEN = MavenScheme()
 
 # patchline's own ecosystems (purl types), then OSV ecosystem names without their
 # ":<release>" suffix ("npm" is both). Every rpm-based OSV ecosystem orders versions with rpmvercmp.
@@ -63,6 +66,8 @@ _SCHEMES: dict[str, VersionScheme] = {
     "apk": _APK,
     "pypi": _PEP440,
     "npm": _SEMVER,
+    "golang": _SEMVER,  # Go module versions are SemVer with a "v"; OSV's Go ranges are SEMVER
+    "maven": _MAVEN,
     "Debian": _DPKG,
     "Ubuntu": _DPKG,
     "Alpine": _APK,
@@ -81,6 +86,8 @@ _SCHEMES: dict[str, VersionScheme] = {
     "Rocky Linux": _RPM,
     "SUSE": _RPM,
     "PyPI": _PEP440,
+    "Go": _SEMVER,
+    "Maven": _MAVEN,
 }
 
 

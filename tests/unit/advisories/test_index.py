@@ -29,7 +29,7 @@ ROCKY_89 = Distro(id="rocky", version_id="8.9")
         ("AlmaLinux:9", EcosystemKey("rpm", "almalinux", "9")),
         ("Red Hat:enterprise_linux:9::appstream", EcosystemKey("rpm", "rhel", "9")),
         ("SUSE:Linux Enterprise Server 15 SP5", EcosystemKey("rpm", "sles", "15.5")),
-        ("Maven", None),
+        ("Maven", EcosystemKey("maven")),
         ("GIT", None),
     ],
 )

@@ -17,12 +17,14 @@ from patchline.catalog import (
 )
 from patchline.catalog._ownership import language_metadata_paths
 from patchline.errors import ConfigError
+from patchline.inventory._walk import content_match
 
 
 def test_default_catalogers_have_distinct_names_and_versions() -> None:
     names = [c.name for c in DEFAULT_CATALOGERS]
-    assert len(set(names)) == len(names) == 5
-    assert all(c.version and c.globs and c.max_file_size > 0 for c in DEFAULT_CATALOGERS)
+    assert len(set(names)) == len(names) >= 6
+    assert "java-archive-cataloger" in names
+    assert all(c.version and (c.globs or content_match(c)) and c.max_file_size > 0 for c in DEFAULT_CATALOGERS)
     assert all(g.startswith(("/", "**/")) for c in DEFAULT_CATALOGERS for g in c.globs)
 
 

@@ -87,7 +87,7 @@ def test_packages_are_sorted_by_ecosystem_name_version_arch(
         (lambda d: d.pop("image"), "$.image: expected an object"),
         (lambda d: d["image"].pop("config_digest"), "$.image.config_digest: expected a string"),
         (lambda d: d["layers"][0].update(index="0"), "$.layers[0].index: expected an integer"),
-        (lambda d: d["packages"][0].update(ecosystem="gem"), "unknown ecosystem 'gem'"),
+        (lambda d: d["packages"][0].update(ecosystem="hex"), "unknown ecosystem 'hex'"),
         (
             lambda d: d["packages"][0]["introduced_in"].update(index=9),
             "$.packages[0].introduced_in: layer 9 is not in $.layers",

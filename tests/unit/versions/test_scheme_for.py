@@ -26,6 +26,8 @@ from patchline.versions.interface import VersionScheme as InterfaceScheme
         ("apk", ApkScheme),
         ("pypi", Pep440Scheme),
         ("npm", SemverScheme),
+        ("golang", SemverScheme),
+        ("Go", SemverScheme),
         ("Debian", DpkgScheme),
         ("Debian:12", DpkgScheme),
         ("Ubuntu:22.04:LTS", DpkgScheme),
@@ -46,7 +48,7 @@ def test_scheme_for(ecosystem: str, scheme: type) -> None:
     assert isinstance(scheme_for(ecosystem), scheme)
 
 
-@pytest.mark.parametrize("ecosystem", ["Maven", "debian", "", "Go", "crates.io"])
+@pytest.mark.parametrize("ecosystem", ["debian", "", "Hex", "crates.io"])
 def test_unknown_ecosystem(ecosystem: str) -> None:
     with pytest.raises(UnknownEcosystem, match="no version scheme"):
         scheme_for(ecosystem)
