@@ -206,7 +206,9 @@ def sbom(
     json_output: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
     platform: Annotated[str | None, typer.Option(help="os/arch[/variant] of a multi-platform image.")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP to the registry.")] = False,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Allow plain HTTP or an unverified certificate for the image's registry host only; "
+        "every other host keeps TLS verification.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the layer cache.")] = False,
     catalogers: Annotated[str | None, typer.Option(help="Comma-separated cataloger names (default: all).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if anything was skipped.")] = False,
@@ -296,6 +298,11 @@ def render_assessment_table(assessment: Assessment, console: Console) -> None:
         lines = "\n".join(f"  - {reason}" for reason in assessment.unknown)
         console.print(printable(f"\nUNKNOWN: patchline could not check everything in this image, so it is not "
                                 f"clean:\n{lines}"), soft_wrap=True, markup=False)
+    if assessment.no_advisory_feed:
+        from patchline.assess._formats import no_feed_warning
+
+        console.print(printable(f"\nWARNING: {no_feed_warning(assessment.no_advisory_feed)}"), soft_wrap=True,
+                      markup=False)
     console.print(
         printable(f"\n{assessment.image}: {assessment.state.value}: {totals['pending_updates']} pending updates "
                   f"({totals['pending_sources']} source packages), {totals['findings']} advisories ({severities}; "
@@ -322,7 +329,9 @@ def scan(
     unsafe_skip_signature: Annotated[bool, typer.Option(
         "--unsafe-skip-signature", help="Read update indexes whose signature is missing or bad.")] = False,
     platform: Annotated[str | None, typer.Option(help="os/arch[/variant] of a multi-platform image.")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Allow plain HTTP to the registry.")] = False,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Allow plain HTTP or an unverified certificate for the image's registry host only; "
+        "every other host keeps TLS verification.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the layer cache.")] = False,
 ) -> None:
     """Which updates does IMAGE miss, and which advisories affect it."""
@@ -353,6 +362,10 @@ def scan(
         if fmt is ScanFormat.TABLE:
             _emit(output, table=lambda console: render_assessment_table(assessment, console))
         else:
+            if assessment.no_advisory_feed:
+                from patchline.assess._formats import no_feed_warning
+
+                stderr.print(f"warning: {escape(no_feed_warning(assessment.no_advisory_feed))}", soft_wrap=True)
             _emit(output, text=render_assessment(assessment, fmt.value, inventory=scan_input.inventory,
                                                  sbom=scan_input.cyclonedx))
         if output is not None:
@@ -388,6 +401,8 @@ from patchline import _cli_pipeline  # noqa: E402,F401
 from patchline import _cli_report  # noqa: E402,F401
 from patchline import _cli_demo  # noqa: E402,F401
 from patchline import _cli_policy  # noqa: E402,F401
+from patchline import _cli_verify  # noqa: E402,F401
+from patchline import _cli_feeds  # noqa: E402,F401
 
 
 def main() -> None:

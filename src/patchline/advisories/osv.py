@@ -43,7 +43,7 @@ from patchline.versions import UnknownEcosystem, scheme_for
 from patchline.versions.interface import InvalidVersion, VersionScheme
 from patchline.versions.osv import EventKind, OsvEvent, OsvRange, RangeError
 
-__all__ = ["MAX_DOWNLOAD_BYTES", "MAX_RECORD_BYTES", "OsvFeed", "feed_source", "parse_record"]
+__all__ = ["MAX_DOWNLOAD_BYTES", "MAX_RECORD_BYTES", "OsvFeed", "feed_source", "parse_record", "record_severity"]
 
 MAX_RECORD_BYTES = 8 * 1024 * 1024
 """A single advisory record larger than this is skipped, not parsed (OSV records are kilobytes)."""
@@ -530,6 +530,20 @@ def _parse_affected(index: int, raw: object) -> Affected:
     )
 
 
+def record_severity(doc: Mapping[str, Any]) -> tuple[SeverityScore, ...]:
+    """A record's severity statements: a score per CVSS vector of ``severity[]``, then its own word
+    (``database_specific.severity``: GitHub's LOW / MODERATE / HIGH / CRITICAL)."""
+    scores: list[SeverityScore] = []
+    entries = doc.get("severity")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("type"), str) and isinstance(entry.get("score"), str):
+            scores.append(score_vector(entry["type"], entry["score"]))
+    word = _severity_word(doc.get("database_specific"))
+    if word:
+        scores.append(SeverityScore(Severity.parse(word), "record", None, None))
+    return tuple(scores)
+
+
 def parse_record(doc: object, *, what: str) -> list[Advisory | AssessSkip]:
     """One OSV record as an advisory and/or skips; ``[]`` for a withdrawn record.
 
@@ -559,13 +573,7 @@ def parse_record(doc: object, *, what: str) -> list[Advisory | AssessSkip]:
             out.append(AssessSkip(what=label, reason=f"{ident}: {exc}"))
     if affected_raw and not affected:
         return out  # nothing left to match against
-    scores: list[SeverityScore] = []
-    for entry in doc.get("severity") or []:
-        if isinstance(entry, Mapping) and isinstance(entry.get("type"), str) and isinstance(entry.get("score"), str):
-            scores.append(score_vector(entry["type"], entry["score"]))
-    word = _severity_word(doc.get("database_specific"))
-    if word:
-        scores.append(SeverityScore(Severity.parse(word), "record", None, None))
+    scores = record_severity(doc)
     out.append(
         Advisory(
             id=AdvisoryId(ident.strip()),
@@ -574,7 +582,7 @@ def parse_record(doc: object, *, what: str) -> list[Advisory | AssessSkip]:
             details=_text(doc.get("details")),
             modified=modified,
             published=_text(doc.get("published")),
-            severity=tuple(scores),
+            severity=scores,
             affected=tuple(affected),
             references=tuple(r["url"] for r in _mappings(doc.get("references")) if isinstance(r.get("url"), str)),
         )

@@ -273,17 +273,24 @@ def unchecked_sources(suites: Sequence[AptSuite], loaded: SourceIndexes) -> list
 
 def findings_for(
     scan: ScanInput, options: AssessOptions, *, say: Progress
-) -> tuple[list[Finding], list[AssessSkip], list[str]]:
+) -> tuple[list[Finding], list[AssessSkip], list[str], tuple[str, ...]]:
+    """(findings, skips, feeds used, ecosystems of the image's packages that no feed covers)."""
     from patchline.advisories import AdvisoryIndex, OsvFeed, match_packages
+    from patchline.advisories._alias_severity import AliasSeverities
+    from patchline.advisories._coverage import feed_coverage, uncovered_ecosystems
 
     if not options.feeds:
-        return [], [], []
+        return [], [], [], uncovered_ecosystems(scan.packages, (), distro=scan.distro)
     say(f"loading {len(options.feeds)} advisory feed(s)")
-    index = AdvisoryIndex.build_lazy([OsvFeed(f) for f in options.feeds])
+    osv_feeds = [OsvFeed(f) for f in options.feeds]
+    index = AdvisoryIndex.build_lazy(osv_feeds)
     findings, skipped = match_packages(scan.packages, index, distro=scan.distro)
+    documents = [doc for feed in osv_feeds for _, doc, _ in feed.documents()]  # read once, cached by each feed
+    findings = AliasSeverities.from_documents(documents).fill(findings)
+    uncovered = uncovered_ecosystems(scan.packages, feed_coverage(documents), distro=scan.distro)
     feeds = list(index.feeds)
     # Read after matching: records parsed on lookup add their skips then.
-    return findings, [*index.skipped, *skipped], feeds
+    return findings, [*index.skipped, *skipped], feeds, uncovered
 
 
 def _mark_fix_available(findings: list[Finding], pending: list[PendingUpdate], checked: bool) -> list[Finding]:
@@ -323,7 +330,7 @@ def assess(scan: ScanInput, options: AssessOptions | None = None, *, progress: P
     if options.updates:
         pending, update_skips, sources, unknown, support = pending_updates_for(scan, options, say=say)
         skipped += update_skips
-    findings, feed_skips, feeds = findings_for(scan, options, say=say)
+    findings, feed_skips, feeds, no_feed = findings_for(scan, options, say=say)
     findings = [*findings, *support]
     skipped += feed_skips
     findings = _mark_fix_available(findings, pending, checked=options.updates and bool(sources))
@@ -345,6 +352,7 @@ def assess(scan: ScanInput, options: AssessOptions | None = None, *, progress: P
         sources=tuple(sources),
         feeds=tuple(feeds),
         unknown=tuple(unknown),
+        no_advisory_feed=no_feed,
     )
 
 
@@ -352,6 +360,7 @@ def options_from_config(config: object, *, feeds: Sequence[str] = (), vex: Seque
                         unsafe_skip_signature: bool = False, changelogs: bool = True) -> AssessOptions:
     """AssessOptions from patchline.toml plus command-line additions."""
     from patchline._config import Config
+    from patchline.advisories._feeds import fetched_feeds
 
     assert isinstance(config, Config)
     return AssessOptions(
@@ -360,7 +369,7 @@ def options_from_config(config: object, *, feeds: Sequence[str] = (), vex: Seque
         keyring=config.updates.keyring,
         unsafe_skip_signature=unsafe_skip_signature or config.updates.unsafe_skip_signature,
         changelogs=changelogs,
-        feeds=(*config.advisories.feeds, *feeds),
+        feeds=(*config.advisories.feeds, *fetched_feeds(config.advisories), *feeds),
         vex=(*config.advisories.vex, *vex),
         ignore=tuple(IgnoreSpec(r.id, r.reason, r.package, r.expires) for r in config.ignore),
     )

@@ -26,6 +26,9 @@ SCHEMA = "patchline/assessment/v1"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 PENDING_RULE = "patchline/pending-security-update"
 UNKNOWN_NOTIFICATION = "patchline/could-not-assess"
+NO_FEED_NOTIFICATION = "patchline/no-advisory-feed"
+_CYCLONEDX_METHOD = {"2.0": "CVSSv2", "3.0": "CVSSv3", "3.1": "CVSSv31", "4.0": "CVSSv4"}
+_TYPE_METHOD = {"CVSS_V2": "CVSSv2", "CVSS_V3": "CVSSv3", "CVSS_V4": "CVSSv4"}  # a vector that could not be scored
 _SARIF_LEVEL = {
     Severity.CRITICAL: "error",
     Severity.HIGH: "error",
@@ -69,6 +72,7 @@ def assessment_to_dict(assessment: Assessment, *, created: datetime | None = Non
         "summary": summary(assessment),
         "state": assessment.state.value,
         "unknown": list(assessment.unknown),
+        "no_advisory_feed": list(assessment.no_advisory_feed),
         "sources": list(assessment.sources),
         "feeds": list(assessment.feeds),
         "pending": [asdict(p) for p in assessment.pending],
@@ -81,6 +85,18 @@ def assessment_to_dict(assessment: Assessment, *, created: datetime | None = Non
 def _score(f: Finding) -> float | None:
     scores = [s.score for s in f.scores if s.score is not None]
     return max(scores) if scores else None
+
+
+def _cvss_version(f: Finding) -> str | None:
+    """The CVSS version of the highest score (the one the severity comes from)."""
+    scored = [s for s in f.scores if s.score is not None]
+    return max(scored, key=lambda s: s.score or 0.0).version if scored else None
+
+
+def no_feed_warning(ecosystems: tuple[str, ...]) -> str:
+    """The one line every format and the table say when the image has packages no advisory feed covers."""
+    return (f"no advisory feed covers the image's {', '.join(ecosystems)} packages: their advisories were not "
+            "checked (0 advisories for them means nothing)")
 
 
 def _sarif(assessment: Assessment) -> dict[str, Any]:
@@ -107,7 +123,9 @@ def _sarif(assessment: Assessment) -> dict[str, Any]:
             "message": {"text": f"{f.package.name} {f.package.version} is affected by {f.advisory} "
                                 f"({f.severity.name.lower()}); fixed in: {fixed}"},
             "locations": location,
-            "properties": {"purl": f.package.purl, "aliases": list(f.aliases)},
+            "properties": {"purl": f.package.purl, "aliases": list(f.aliases),
+                           "severity": f.severity.name.lower(), "cvss_version": _cvss_version(f),
+                           "severity_source": f.severity_source},
         })
     if assessment.pending:
         rules[PENDING_RULE] = {
@@ -132,6 +150,11 @@ def _sarif(assessment: Assessment) -> dict[str, Any]:
                                         "message": {"text": f"could not assess: {reason}"}}
                                        for reason in assessment.unknown],
     }
+    if assessment.no_advisory_feed:
+        invocation["toolExecutionNotifications"].append({
+            "level": "warning", "descriptor": {"id": NO_FEED_NOTIFICATION},
+            "message": {"text": no_feed_warning(assessment.no_advisory_feed)},
+            "properties": {"ecosystems": list(assessment.no_advisory_feed)}})
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -140,7 +163,8 @@ def _sarif(assessment: Assessment) -> dict[str, Any]:
                                 "informationUri": "https://github.com/patchline", "rules": list(rules.values())}},
             "invocations": [invocation],
             "results": results,
-            "properties": {"patchline:state": assessment.state.value},
+            "properties": {"patchline:state": assessment.state.value,
+                           "patchline:no-advisory-feed": list(assessment.no_advisory_feed)},
         }],
     }
 
@@ -168,7 +192,8 @@ def _cyclonedx(assessment: Assessment, sbom: Mapping[str, Any]) -> dict[str, Any
             ratings = [{"severity": s.severity.name.lower() if s.severity is not Severity.UNKNOWN else "unknown",
                         **({"score": s.score} if s.score is not None else {}),
                         **({"vector": s.vector} if s.vector else {}),
-                        "method": {"CVSS_V3": "CVSSv31", "CVSS_V4": "CVSSv4", "CVSS_V2": "CVSSv2"}.get(s.type, "other")}
+                        **({"source": {"name": s.source}} if s.source else {}),
+                        "method": _CYCLONEDX_METHOD.get(s.version or "") or _TYPE_METHOD.get(s.type, "other")}
                        for s in f.scores] or [{"severity": f.severity.name.lower()}]
             vuln["ratings"] = ratings
             if f.summary:
@@ -191,6 +216,8 @@ def _cyclonedx(assessment: Assessment, sbom: Mapping[str, Any]) -> dict[str, Any
                   if not str(p.get("name", "")).startswith("patchline:assessment:")]
     properties.append({"name": "patchline:assessment:state", "value": assessment.state.value})
     properties += [{"name": "patchline:assessment:unknown", "value": reason} for reason in assessment.unknown]
+    properties += [{"name": "patchline:assessment:no-advisory-feed", "value": ecosystem}
+                   for ecosystem in assessment.no_advisory_feed]
     metadata["properties"] = properties
     return doc
 

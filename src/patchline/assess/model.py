@@ -54,6 +54,8 @@ class SeverityScore:
     type: str  # "CVSS_V3", "CVSS_V4", "CVSS_V2", or "record" for the record's own word
     vector: str | None = None
     score: float | None = None
+    version: str | None = None  # the CVSS version scored: "2.0", "3.0", "3.1", "4.0" (None: no score)
+    source: str | None = None  # the alias record that stated it (None: the finding's own record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ class Finding:
     feed: str = ""  # which feed said so (its name or path)
     fix_available: bool | None = None  # the fix is in the configured update sources (None: not checked)
     references: tuple[str, ...] = ()
+    severity_source: str | None = None  # the alias record the severity was taken from (None: its own record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,7 @@ class Assessment:
     feeds: tuple[str, ...] = ()  # advisory feeds used, with their revision
     extra: dict[str, str] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()  # why patchline could not check (part of) the image; empty: it could
+    no_advisory_feed: tuple[str, ...] = ()  # ecosystems with packages in the image that no loaded feed covers
 
     @property
     def state(self) -> AssessState:
