@@ -25,7 +25,8 @@ app.add_typer(policy_app, name="policy")
 def _render(decision: PolicyDecision, console: Console) -> None:
     if not decision.verdicts:
         console.print("[policy] sets no rule for images (allowed_bases, max_base_age_days, allowed_bases_signed_by, "
-                      "max_fixable_severity, denied_packages, max_pending_update_age_days, require_runsc_for_bases)",
+                      "max_fixable_severity, denied_packages, denied_licenses, max_pending_update_age_days, "
+                      "require_runsc_for_bases, require_attestations)",
                       markup=False)
         return
     table = Table(title=f"policy of {escape(decision.subject)}", title_justify="left", show_edge=False,

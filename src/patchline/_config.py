@@ -405,7 +405,7 @@ class PolicyException(_Section):
     """A rule set aside for some subjects, by someone, for a reason, until a day (then it expires by itself)."""
 
     rule: Literal["allowed-bases", "base-age", "base-signed", "max-fixable-severity", "denied-packages",
-                  "pending-update-age", "required-runtime", "required-attestations"]
+                  "pending-update-age", "required-runtime", "required-attestations", "denied-licenses"]
     subject: str = Field(description="A glob over the base reference, image repository or recipe it excuses")
     owner: str = Field(min_length=1)
     reason: str = Field(min_length=1)
@@ -421,6 +421,9 @@ class PolicyConfig(_Section):
         default=None, description="The worst fixable advisory severity an image may carry into a rollout")
     denied_packages: tuple[str, ...] = Field(default=(), description="Globs over package names no rolled-out "
                                              "image may contain")
+    denied_licenses: tuple[str, ...] = Field(default=(), description="Globs over SPDX licence ids (as the "
+                                             "inventory reports them) no pushed or rolled-out image may contain, "
+                                             "e.g. AGPL-*")
     max_base_age_days: int | None = Field(
         default=None, ge=0, description="Plan refuses a recipe whose outside base was created (its image config's "
         "`created`) more than this many days ago; a base whose creation date is unknown is refused too")

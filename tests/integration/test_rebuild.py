@@ -535,3 +535,33 @@ def test_what_a_dead_patchline_left_is_removed_and_nothing_else(tmp_path: Path, 
         live.kill()
         live.wait()
         subprocess.run(["buildah", "rm", *made.values()], capture_output=True, check=False)
+
+
+def test_a_denied_package_or_licence_is_refused_before_the_push(tmp_path: Path, registry: RunningRegistry,
+                                                               debian_base_image: BuiltImage) -> None:
+    """[policy] denied_packages and denied_licenses: the rebuilt image is never pushed, and the refusal is an event."""
+    dist_info = "/usr/local/lib/python3.11/site-packages/{name}-1.0.dist-info"
+    for name, license_ in {"fine": "MIT", "evil": "MIT", "copyleft": "AGPL-3.0-or-later"}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Containerfile").write_text(
+            f"FROM {debian_base_image.reference}\n"
+            f"RUN mkdir -p {dist_info.format(name=name)} && printf 'Metadata-Version: 2.4\\nName: {name}\\n"
+            f"Version: 1.0\\nLicense-Expression: {license_}\\n' > {dist_info.format(name=name)}/METADATA\n")
+    images = "".join(f'[[images]]\nname = "{n}"\ncontext = "{n}"\n\n' for n in ("fine", "evil", "copyleft"))
+    policy = '[policy]\ndenied_packages = ["evil"]\ndenied_licenses = ["AGPL-*"]\n'
+    config = write_config(tmp_path, registry, update_sources=False, pending="none", images=images, extra=policy)
+    with open_store(config.store.url) as store:
+        _plan, report = run_rebuild(config, store)
+        results = {r.name: r for r in report.results}
+        assert {n: r.status for n, r in results.items()} == {
+            "fine": BuildStatus.BUILT, "evil": BuildStatus.VERIFY_FAILED, "copyleft": BuildStatus.VERIFY_FAILED}
+        assert "policy denied-packages: denied package(s) present: evil" in (results["evil"].error or "")
+        assert "policy denied-licenses: denied licence(s): copyleft (AGPL-3.0-or-later)" in (
+            results["copyleft"].error or "")
+        for name in ("evil", "copyleft"):
+            tags = httpx.get(f"{registry.url}/v2/example/{name}/tags/list")
+            assert tags.status_code == 404 or not tags.json().get("tags")
+            digest = results[name].config_digest
+            assert digest is not None and store.unpromotable(digest) is not None
+        denied = store.events(types=["policy.denied"])
+        assert sorted((e.data["step"], e.data["recipe"]) for e in denied) == [("push", "copyleft"), ("push", "evil")]

@@ -50,6 +50,7 @@ from patchline.fleet._discover import split_reference
 from patchline.sign.interface import ProvenanceFacts
 
 if TYPE_CHECKING:
+    from patchline._config import PolicyConfig
     from patchline._model import Inventory
     from patchline.assess import AssessOptions
     from patchline.fleet._discover import DiscoverOptions
@@ -74,6 +75,7 @@ class RebuildOptions:
     keyring_in_build: Path | None = None  # mounted as the signed-by keyring of the update sources
     run_tests: bool = True  # the recipes' integration tests ([[images]] tests)
     sign: SignOptions | None = None  # sign each pushed image and attach its SBOM
+    policy: PolicyConfig | None = None  # [policy]: denied packages and licences refuse the push
 
 
 class _Run:
@@ -318,6 +320,11 @@ class _Run:
             self.say(f"[{item.name}] verification failed: {why}")
             return finish(BuildStatus.VERIFY_FAILED, config_digest=image_id, verification=verification,
                           error=f"verification failed: {why}")
+        refusal = self.push_policy(item, image_id)
+        if refusal is not None:
+            self.say(f"[{item.name}] refused before the push: {refusal}")
+            return finish(BuildStatus.VERIFY_FAILED, config_digest=image_id, verification=verification,
+                          error=f"refused before the push: {refusal}")
         repo, tagname, _ = split_reference(item.recipe.target)
         try:
             digest = _buildah.push(image_id=image_id, destination=item.recipe.target, env=self.options.env, log=log,
@@ -366,6 +373,31 @@ class _Run:
 
         inventory = self.inventories.get(image_id) or self.store.inventory(image_id)
         return render_sbom(inventory, "cyclonedx").encode() if inventory is not None else None
+
+    def push_policy(self, item: PlanItem, image_id: str) -> str | None:
+        """``[policy]``'s rules a rebuild cannot fix by itself (denied packages and licences) on the new image:
+        the refusal's summary (also a ``policy.denied`` event, step ``push``), or None.
+
+        ``max-fixable-severity`` waits for the rollout: a rebuild that lowers the exposure is still pushed.
+        """
+        from patchline.policy import check_image
+
+        policy = self.options.policy
+        if policy is None or not (policy.denied_packages or policy.denied_licenses):
+            return None
+        inv = self.inventories.get(image_id)
+        packages = inv.packages if inv is not None else ()
+        only = policy.model_copy(update={"max_fixable_severity": None, "max_pending_update_age_days": None,
+                                         "require_runsc_for_bases": (), "require_attestations": ()})
+        decision = check_image(only, subject=item.recipe.target, fixable=[], packages=[p.name for p in packages],
+                               licenses=[(p.name, p.licenses) for p in packages if p.licenses], today=_clock.today(),
+                               unknown="" if inv is not None else "the new image's inventory is not known")
+        if decision.ok:
+            return None
+        self.store.emit([EventDraft(EventType.POLICY_DENIED, split_reference(item.recipe.target)[0], {
+            "step": "push", "service": None, "image": item.recipe.target, "recipe": item.name,
+            "config_digest": image_id, "reason": decision.summary(), **decision.as_dict()})])
+        return decision.summary()
 
     def provenance_facts(self, item: PlanItem, bases: Mapping[str, str], timestamp: int | None,
                          started_at: dt.datetime) -> ProvenanceFacts:

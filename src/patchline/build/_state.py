@@ -237,4 +237,4 @@ def rebuild_options(config: Config, *, jobs: int | None = None, cache: bool = Tr
         discover=DiscoverOptions(cache=layer_cache, platform=config.scan.platform),
         jobs=build.jobs if jobs is None else jobs, source_date_epoch=build.source_date_epoch,
         update_sources=build.update_sources and config.updates.enabled, keyring_in_build=config.updates.keyring,
-        sign=sign_options(config, say=say) if sign else None)
+        sign=sign_options(config, say=say) if sign else None, policy=config.policy)

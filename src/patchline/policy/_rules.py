@@ -16,7 +16,7 @@ from patchline._config import PolicyConfig, PolicyException
 from patchline.assess.model import Severity
 
 RULES = ("allowed-bases", "base-age", "base-signed", "max-fixable-severity", "denied-packages",
-         "pending-update-age", "required-runtime", "required-attestations")
+         "pending-update-age", "required-runtime", "required-attestations", "denied-licenses")
 _SHOWN = 5
 
 
@@ -189,7 +189,8 @@ def check_image(policy: PolicyConfig, *, subject: str, fixable: Sequence[tuple[s
                 packages: Sequence[str], today: dt.date, pending: Sequence[PendingSecurityUpdate] = (),
                 unknown: str = "", bases: Sequence[str] = (), bases_unknown: str = "",
                 services: Sequence[tuple[str, str]] = (),
-                attestations: Mapping[str, tuple[str, str]] | None = None) -> PolicyDecision:
+                attestations: Mapping[str, tuple[str, str]] | None = None,
+                licenses: Sequence[tuple[str, Sequence[str]]] = ()) -> PolicyDecision:
     """The rules on an image about to be rolled out.
 
     ``fixable`` is (advisory, package, severity) of its findings that have a fix; ``packages`` its package names;
@@ -198,6 +199,7 @@ def check_image(policy: PolicyConfig, *, subject: str, fixable: Sequence[tuple[s
     known) and ``services`` the (service, runtime) pairs that would run it (``required-runtime``).
     ``attestations`` maps each check of ``patchline verify`` (signature, cosign, sbom, provenance) to its state
     (passed, failed, skipped) and evidence (``required-attestations``; None: not verified, which fails).
+    ``licenses`` is (package, its licence expressions) of each package (``denied-licenses``).
     """
     verdicts: list[Verdict] = []
     expired: list[str] = []
@@ -219,6 +221,12 @@ def check_image(policy: PolicyConfig, *, subject: str, fixable: Sequence[tuple[s
         found = sorted({p for p in packages if any(fnmatch.fnmatchcase(p, d) for d in policy.denied_packages)})
         failures = [unknown] if unknown else [f"denied package(s) present: {', '.join(found)}"] if found else []
         add("denied-packages", failures, "no denied package")
+    if policy.denied_licenses:
+        hits = sorted({f"{name} ({lic})" for name, found in licenses for lic in found
+                       if any(fnmatch.fnmatchcase(term, d) for term in _license_terms(lic)
+                              for d in policy.denied_licenses)})
+        failures = [unknown] if unknown else [f"denied licence(s): {_names(hits)}"] if hits else []
+        add("denied-licenses", failures, "no package under a denied licence")
     if policy.max_pending_update_age_days is not None:
         add("pending-update-age", [unknown] if unknown else _pending_failures(policy, pending, today),
             _pending_passed(pending, today))
@@ -229,6 +237,13 @@ def check_image(policy: PolicyConfig, *, subject: str, fixable: Sequence[tuple[s
         add("required-attestations", _attestation_failures(policy.require_attestations, attestations),
             f"{', '.join(policy.require_attestations)} verified")
     return PolicyDecision(subject, tuple(verdicts), tuple(dict.fromkeys(expired)))
+
+
+def _license_terms(expression: str) -> list[str]:
+    """The licence ids of an SPDX expression (``GPL-2.0-only OR MIT`` -> both): a denied one anywhere counts,
+    since which side of an OR applies is the user's choice, not the scanner's."""
+    words = expression.replace("(", " ").replace(")", " ").split()
+    return [w for w in words if w.upper() not in ("AND", "OR", "WITH")] or [expression]
 
 
 def _attestation_failures(required: Sequence[str], found: Mapping[str, tuple[str, str]] | None) -> list[str]:

@@ -141,9 +141,10 @@ def rollout_decision(config: Config, store: Store, image: str, *, service: str |
                                       else ((), (), ""))
     fixable: list[tuple[str, str, int]] = []
     packages: list[str] = []
+    licenses: list[tuple[str, tuple[str, ...]]] = []
     pending: list[PendingSecurityUpdate] = []
     unknown = ""
-    if policy.max_fixable_severity is not None or policy.denied_packages or (
+    if policy.max_fixable_severity is not None or policy.denied_packages or policy.denied_licenses or (
             policy.max_pending_update_age_days is not None):
         digest = image.rpartition("@")[2]
         config_digest = store.image_for_manifest(digest) or (digest if store.has_image(digest) else None)
@@ -155,12 +156,14 @@ def rollout_decision(config: Config, store: Store, image: str, *, service: str |
             rows = store.fixable_for([config_digest]).get(config_digest, [])
             fixable = [(f.advisory_id, f.package, f.severity) for f in rows]
             packages = [p.name for p in inventory.packages]
+            licenses = [(p.name, p.licenses) for p in inventory.packages if p.licenses]
             if policy.max_pending_update_age_days is not None:
                 pending = _pending_security(store, config_digest, _recipes_building(config, repository))
     attestations = _attestations(config, store, image) if policy.require_attestations else None
     return check_image(policy, subject=image, fixable=fixable, packages=packages, today=today, pending=pending,
                        unknown=unknown, bases=bases, bases_unknown=bases_unknown,
-                       services=[(s.name, s.runtime) for s in services], attestations=attestations)
+                       services=[(s.name, s.runtime) for s in services], attestations=attestations,
+                       licenses=licenses)
 
 
 def _attestations(config: Config, store: Store, image: str) -> dict[str, tuple[str, str]]:

@@ -100,6 +100,25 @@ def test_required_attestations(found: dict[str, tuple[str, str]] | None, failure
         assert alone.ok
 
 
+@pytest.mark.parametrize(("found", "hit"), [
+    ([("libfoo", ("MIT",))], None),
+    ([("libfoo", ("AGPL-3.0-only",))], "libfoo (AGPL-3.0-only)"),
+    ([("libfoo", ("MIT OR AGPL-3.0-or-later",))], "libfoo (MIT OR AGPL-3.0-or-later)"),
+    ([("libfoo", ("(GPL-2.0-only WITH Classpath-exception-2.0)",))], None),
+    ([], None),
+])
+def test_denied_licenses(found: list[tuple[str, tuple[str, ...]]], hit: str | None) -> None:
+    policy = PolicyConfig(denied_licenses=("AGPL-*",))
+    (verdict,) = check_image(policy, subject="r/web@sha256:1", fixable=[], packages=[], today=TODAY,
+                             licenses=found).verdicts
+    assert verdict.rule == "denied-licenses" and verdict.passed is (hit is None)
+    if hit is not None:
+        assert verdict.evidence == f"denied licence(s): {hit}"
+    unknown = check_image(policy, subject="r/web@sha256:1", fixable=[], packages=[], today=TODAY,
+                          unknown="not in the store")
+    assert not unknown.ok
+
+
 def test_every_rule_can_be_excepted() -> None:
     from typing import get_args
 
