@@ -63,14 +63,16 @@ def test_podman_lists_running_containers(sleepers: list[str]) -> None:
     before = datetime.now(UTC)
     found = {w.name: w for w in list_podman_containers()}
     repo_digests = json.loads(_podman("image", "inspect", "--format", "{{json .RepoDigests}}", PROBE_IMAGE).stdout)
-    (probe_repo_digest,) = [d.split("@", 1)[1] for d in repo_digests if d.startswith("localhost/patchline/probe@")]
+    # One per manifest podman has seen for the name (a push elsewhere can add another): any of them is the image.
+    probe_repo_digests = {d.split("@", 1)[1] for d in repo_digests if d.startswith("localhost/patchline/probe@")}
+    assert probe_repo_digests
     for name in sleepers:
         workload = found[name]
         image_hex = _podman("inspect", "--format", "{{.Image}}", name).stdout.strip()
         container_id = _podman("inspect", "--format", "{{.Id}}", name).stdout.strip()
         assert workload.image_id == f"sha256:{image_hex}"
         assert workload.container_id == container_id
-        assert workload.manifest_digest == probe_repo_digest
+        assert workload.manifest_digest in probe_repo_digests
         assert (workload.runtime, workload.host, workload.namespace) == ("podman", socket.gethostname(), "")
         assert (workload.image_ref, workload.state) == (PROBE_IMAGE, "running")
         assert ("patchline.test", "discovery") in workload.labels

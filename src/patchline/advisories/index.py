@@ -57,6 +57,8 @@ _OSV_ECOSYSTEMS: dict[str, tuple[str, str | None]] = {
     "npm": ("npm", None),
     "go": ("golang", None),
     "maven": ("maven", None),
+    "rubygems": ("gem", None),
+    "crates.io": ("cargo", None),
     "debian": ("deb", "debian"),
     "ubuntu": ("deb", "ubuntu"),
     "alpine": ("apk", "alpine"),

@@ -20,7 +20,7 @@ from patchline._model import Distro, Inventory
 from patchline.assess.model import PackageRef
 from patchline.errors import ConfigError, SbomError
 
-_ECOSYSTEMS = {"deb", "apk", "rpm", "pypi", "npm", "maven", "golang"}
+_ECOSYSTEMS = {"deb", "apk", "rpm", "pypi", "npm", "maven", "golang", "gem", "cargo"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,10 @@ against a language package's ``locations``:
 * Java archives (``*.jar``, ``*.war``, ... as the Java cataloger globs them) are
   kept as listed: Debian installs its jars under ``/usr/share/java``;
 * the runtime files the runtime cataloger reads (``bin/python3.X``, ``bin/node``,
-  ``libnode.so*``, a JDK's ``release``...) are kept as listed.
+  ``libnode.so*``, a JDK's ``release``...) are kept as listed;
+* gem specifications (``specifications/*.gemspec``, ``specifications/default/*.gemspec``)
+  are kept as listed: Debian installs its ``ruby-*`` gems' under
+  ``/usr/share/rubygems-integration``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import posixpath
 from collections.abc import Iterable
 
 from patchline.catalog.java import JAVA_ARCHIVE_SUFFIXES
+from patchline.catalog.ruby import is_gemspec
 from patchline.catalog.runtimes import is_runtime_file
 
 __all__ = ["language_metadata_paths", "normalise_path"]
@@ -64,6 +68,7 @@ def language_metadata_paths(paths: Iterable[str]) -> tuple[str, ...]:
             or _is_package_json(path)
             or base.endswith(JAVA_ARCHIVE_SUFFIXES)
             or is_runtime_file(path)
+            or is_gemspec(path)
         ):
             owned.add(path)
     return tuple(sorted(owned))

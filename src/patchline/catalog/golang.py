@@ -31,18 +31,16 @@ import struct
 from dataclasses import dataclass
 
 from patchline._model import Ecosystem
+from patchline.catalog._elf import ELF_MAGIC, ElfFile, open_elf
 from patchline.catalog.interface import CatalogError, ContentMatch, FileResult, Found
 
 __all__ = ["BuildInfo", "GoBinaryCataloger", "GoModule", "parse_modinfo", "read_build_info", "stdlib_version"]
 
-ELF_MAGIC = b"\x7fELF"
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
 _HEADER_SIZE = 32
 _FLAG_BIG_ENDIAN = 1
 _FLAG_INLINE = 2  # Go >= 1.18: strings inline after the header
 _MAX_STRING = 16 << 20  # no real version or module list comes near this
-_PT_LOAD = 1
-_SHT_NOBITS = 8
 _GO_RELEASE = re.compile(r"go(\d+)\.(\d+)(?:\.(\d+))?(?:(beta|rc)(\d+))?(?=\s|$)")
 
 
@@ -149,92 +147,6 @@ def parse_modinfo(go_version: str, text: str) -> BuildInfo:
     return BuildInfo(go_version, path, main, tuple(deps), tuple(settings), tuple(problems))
 
 
-@dataclass(frozen=True, slots=True)
-class _Elf:
-    data: bytes
-    bits: int  # 32 or 64
-    order: str  # "<" or ">"
-
-    def _unpack(self, fmt: str, offset: int, what: str) -> tuple[int, ...]:
-        size = struct.calcsize(self.order + fmt)
-        if offset < 0 or offset + size > len(self.data):
-            raise CatalogError(f"truncated ELF: {what} at offset {offset} is past the end of the file "
-                               f"({len(self.data)} bytes)")
-        return struct.unpack_from(self.order + fmt, self.data, offset)
-
-    def header(self) -> tuple[int, int, int, int, int, int, int]:
-        """(phoff, phentsize, phnum, shoff, shentsize, shnum, shstrndx)."""
-        if self.bits == 64:
-            phoff, shoff = self._unpack("QQ", 0x20, "the ELF header")
-            phentsize, phnum, shentsize, shnum, shstrndx = self._unpack("HHHHH", 0x36, "the ELF header")
-        else:
-            phoff, shoff = self._unpack("II", 0x1C, "the ELF header")
-            phentsize, phnum, shentsize, shnum, shstrndx = self._unpack("HHHHH", 0x2A, "the ELF header")
-        return phoff, phentsize, phnum, shoff, shentsize, shnum, shstrndx
-
-    def sections(self) -> list[tuple[int, int, int, int, int]]:
-        """(name offset, type, addr, offset, size) per section header; [] when the file has none."""
-        _, _, _, shoff, shentsize, shnum, _ = self.header()
-        if shoff == 0 or shnum == 0:
-            return []
-        fmt = "IIQQQQ" if self.bits == 64 else "IIIIII"
-        if shentsize < struct.calcsize(self.order + fmt):
-            raise CatalogError(f"not a valid ELF file: section header size {shentsize}")
-        if shoff + shnum * shentsize > len(self.data):
-            raise CatalogError(f"truncated ELF: {shnum} section headers at offset {shoff} end past the end of "
-                               f"the file ({len(self.data)} bytes)")
-        out = []
-        for i in range(shnum):
-            name, kind, _flags, addr, offset, size = self._unpack(fmt, shoff + i * shentsize, "a section header")
-            out.append((name, kind, addr, offset, size))
-        return out
-
-    def section(self, wanted: bytes) -> tuple[int, int, int] | None:
-        """(addr, offset, size) of the named section, or None; raises if the file is truncated."""
-        sections = self.sections()
-        if not sections:
-            return None
-        *_, shstrndx = self.header()
-        if shstrndx >= len(sections):
-            raise CatalogError(f"not a valid ELF file: section name table index {shstrndx} of {len(sections)}")
-        _, _, _, names_offset, names_size = sections[shstrndx]
-        if names_offset + names_size > len(self.data):
-            raise CatalogError(f"truncated ELF: the section name table ends past the end of the file "
-                               f"({len(self.data)} bytes)")
-        for name, kind, addr, offset, size in sections:
-            start = names_offset + name
-            if self.data.startswith(wanted + b"\0", start) and kind != _SHT_NOBITS:
-                return addr, offset, size
-        return None
-
-    def file_offset(self, address: int) -> int | None:
-        """Where the virtual ``address`` is in the file, through the PT_LOAD program headers."""
-        phoff, phentsize, phnum, *_ = self.header()
-        fmt = "IIQQQQ" if self.bits == 64 else "IIIIII"
-        for i in range(phnum):
-            if self.bits == 64:
-                kind, _flags, offset, vaddr, _paddr, filesz = self._unpack(fmt, phoff + i * phentsize,
-                                                                            "a program header")
-            else:
-                kind, offset, vaddr, _paddr, filesz, _memsz = self._unpack(fmt, phoff + i * phentsize,
-                                                                            "a program header")
-            if kind == _PT_LOAD and vaddr <= address < vaddr + filesz:
-                return offset + (address - vaddr)
-        return None
-
-
-def _open_elf(data: bytes) -> _Elf:
-    if not data.startswith(ELF_MAGIC):
-        raise CatalogError("not an ELF file")
-    if len(data) < 0x34:
-        raise CatalogError(f"truncated ELF: {len(data)} bytes, shorter than an ELF header")
-    bits = {1: 32, 2: 64}.get(data[4])
-    order = {1: "<", 2: ">"}.get(data[5])
-    if bits is None or order is None:
-        raise CatalogError(f"not a valid ELF file: class {data[4]}, data encoding {data[5]}")
-    return _Elf(data, bits, order)
-
-
 def _find_magic(data: bytes) -> int | None:
     pos = data.find(BUILDINFO_MAGIC)
     while pos >= 0:
@@ -266,7 +178,7 @@ def _inline_string(data: bytes, pos: int, what: str) -> tuple[bytes, int]:
     return data[pos : pos + length], pos + length
 
 
-def _pointed_string(elf: _Elf, pointer: int, ptr_size: int, order: str, what: str) -> bytes:
+def _pointed_string(elf: ElfFile, pointer: int, ptr_size: int, order: str, what: str) -> bytes:
     """Follow a pointer to a Go string header {data pointer, length} (Go < 1.18)."""
     word = "Q" if ptr_size == 8 else "I"
     header_at = elf.file_offset(pointer)
@@ -290,7 +202,7 @@ def read_build_info(data: bytes) -> BuildInfo | None:
 
     Raises ``CatalogError`` for a file that is not ELF, or is truncated where it matters.
     """
-    elf = _open_elf(data)
+    elf = open_elf(data)
     section = elf.section(b".go.buildinfo")
     if section is not None:
         start = section[1]

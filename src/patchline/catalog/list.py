@@ -12,7 +12,9 @@ from patchline.catalog.java import JavaCataloger
 from patchline.catalog.npm import NpmCataloger
 from patchline.catalog.python import PythonCataloger
 from patchline.catalog.rpm import RpmCataloger
+from patchline.catalog.ruby import RubyGemCataloger
 from patchline.catalog.runtimes import RuntimeCataloger
+from patchline.catalog.rust import CargoAuditableCataloger
 from patchline.errors import ConfigError
 
 __all__ = ["DEFAULT_CATALOGERS", "catalogers_by_name"]
@@ -25,7 +27,9 @@ DEFAULT_CATALOGERS: tuple[Cataloger, ...] = (
     NpmCataloger(),
     JavaCataloger(),
     GoBinaryCataloger(),
+    CargoAuditableCataloger(),  # offered the executables in which Go finds no build info
     RuntimeCataloger(),
+    RubyGemCataloger(),
 )
 
 

@@ -43,6 +43,10 @@ def _scope(found: Found, path: str) -> str:
         return path  # every archive is its own install, nested ones too
     if found.ecosystem is Ecosystem.GOLANG:
         return path  # every binary embeds its own modules and toolchain
+    if found.ecosystem is Ecosystem.CARGO:
+        return f"{path}@{found.version}"  # a binary can link two semver-incompatible versions of a crate
+    if found.ecosystem is Ecosystem.GEM:
+        return path  # one GEM_HOME holds every version installed, one gemspec each
     if found.ecosystem is Ecosystem.GENERIC:
         return _install_prefix(path)  # /usr/local/bin/python3.11 and /usr/local/lib/libpython3.11.so: one python
     return posixpath.dirname(posixpath.dirname(path))
@@ -150,6 +154,8 @@ def make_purl(found: Found, distro: Distro | None) -> Purl:
         namespace, _, name = name.rpartition("/")  # github.com/foo/bar: namespace github.com/foo
     elif found.ecosystem is Ecosystem.MAVEN and ":" in name:
         namespace, _, name = name.partition(":")  # GROUP:ARTIFACT
+    elif found.ecosystem is Ecosystem.GEM and found.arch:
+        qualifiers["platform"] = found.arch  # nokogiri-1.15.4-x86_64-linux; purl's default is "ruby"
     purl = PackageURL(
         type=found.ecosystem.value,
         namespace=namespace,

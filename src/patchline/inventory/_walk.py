@@ -105,7 +105,8 @@ class Matcher:
     """Decides, with one regex match each, which cataloger and whether the core want a path.
 
     A path a glob claims goes to that cataloger; only the other regular files are
-    offered to content catalogers, in list order, the first that wants one taking it.
+    offered to content catalogers, in list order, the first that wants one and finds
+    packages (or a problem) in it taking it.
     """
 
     catalogers: Sequence[Cataloger]
@@ -153,6 +154,11 @@ class Matcher:
             if wanted.wants(mode, head):
                 return index
         return None
+
+    def also_wanting(self, which: int | None, mode: int, data: bytes) -> list[int]:
+        """The content catalogers after ``which`` in list order that also want this file."""
+        after = -1 if which is None else which
+        return [index for index, wanted in self._content if index > after and wanted.wants(mode, data)]
 
 
 def normalize(name: str) -> tuple[str | None, str | None]:
@@ -255,10 +261,15 @@ def walk_layer(
         else:
             data = reader.read_data()
             if chosen_by_content:
-                cataloged = _parse(path, data, which, catalogers, kind, system=False)
-                if cataloged.error or (cataloged.result and (cataloged.result.packages or cataloged.result.skipped)):
-                    files.append(cataloged)
-                    by_content[path] = cataloged
+                # The first content cataloger that finds something takes the file: an executable without Go
+                # build info goes on to the next (cargo-auditable's), reading the bytes already in memory.
+                for index in [which, *matcher.also_wanting(which, entry.mode, data)]:
+                    cataloged = _parse(path, data, index, catalogers, kind, system=False)
+                    result = cataloged.result
+                    if cataloged.error or (result and (result.packages or result.skipped)):
+                        files.append(cataloged)
+                        by_content[path] = cataloged
+                        break
                 continue
             if len(data) <= _KEEP_FOR_LINKS:
                 kept[path] = data

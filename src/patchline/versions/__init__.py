@@ -24,6 +24,7 @@ from patchline.versions.osv import (
 )
 from patchline.versions.pep440 import Pep440Scheme
 from patchline.versions.rpm import RpmScheme
+from patchline.versions.rubygems import RubyGemsScheme
 from patchline.versions.semver import SemverScheme
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Pep440Scheme",
     "RangeError",
     "RpmScheme",
+    "RubyGemsScheme",
     "SemverScheme",
     "UnknownEcosystem",
     "UnsupportedRange",
@@ -57,6 +59,7 @@ _APK = ApkScheme()
 _PEP440 = Pep440Scheme()
 _SEMVER = SemverScheme()
 _MAVEN = MavenScheme()
+_RUBYGEMS = RubyGemsScheme()
 
 # patchline's own ecosystems (purl types), then OSV ecosystem names without their
 # ":<release>" suffix ("npm" is both). Every rpm-based OSV ecosystem orders versions with rpmvercmp.
@@ -68,6 +71,8 @@ _SCHEMES: dict[str, VersionScheme] = {
     "npm": _SEMVER,
     "golang": _SEMVER,  # Go module versions are SemVer with a "v"; OSV's Go ranges are SEMVER
     "maven": _MAVEN,
+    "gem": _RUBYGEMS,
+    "cargo": _SEMVER,  # Cargo versions are SemVer; crates.io ranges are SEMVER or ECOSYSTEM over them
     "Debian": _DPKG,
     "Ubuntu": _DPKG,
     "Alpine": _APK,
@@ -88,6 +93,8 @@ _SCHEMES: dict[str, VersionScheme] = {
     "PyPI": _PEP440,
     "Go": _SEMVER,
     "Maven": _MAVEN,
+    "RubyGems": _RUBYGEMS,
+    "crates.io": _SEMVER,
 }
 
 

@@ -28,6 +28,8 @@ from patchline.versions.interface import VersionScheme as InterfaceScheme
         ("npm", SemverScheme),
         ("golang", SemverScheme),
         ("Go", SemverScheme),
+        ("crates.io", SemverScheme),
+        ("cargo", SemverScheme),
         ("Debian", DpkgScheme),
         ("Debian:12", DpkgScheme),
         ("Ubuntu:22.04:LTS", DpkgScheme),
@@ -48,7 +50,7 @@ def test_scheme_for(ecosystem: str, scheme: type) -> None:
     assert isinstance(scheme_for(ecosystem), scheme)
 
 
-@pytest.mark.parametrize("ecosystem", ["debian", "", "Hex", "crates.io"])
+@pytest.mark.parametrize("ecosystem", ["debian", "", "Hex", "NuGet"])
 def test_unknown_ecosystem(ecosystem: str) -> None:
     with pytest.raises(UnknownEcosystem, match="no version scheme"):
         scheme_for(ecosystem)
