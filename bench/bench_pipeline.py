@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from patchline._config import load_config  # noqa: E402
-from patchline._demo import DemoOptions, demo_down, demo_up  # noqa: E402
+from patchline.demo import DemoOptions, demo_down, demo_up  # noqa: E402
 from patchline.pipeline import run_once  # noqa: E402
 from patchline.store import open_store  # noqa: E402
 

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from patchline._host import run_tool
 from patchline._hostapt import host_debian_mirror
 from patchline.errors import HostError
 
@@ -28,7 +29,7 @@ def need_tools(*tools: str) -> None:
 
 def image_exists(tag: str) -> bool:
     need_tools("podman")
-    return subprocess.run(["podman", "image", "exists", tag], check=False).returncode == 0
+    return run_tool(["podman", "image", "exists", tag]).returncode == 0
 
 
 def build_debian_base(
@@ -78,8 +79,6 @@ def build_debian_base(
         tar.stdout.close()
         if tar.wait() != 0 or imported.returncode != 0:
             raise HostError(f"podman import of {tag} failed", detail=imported.stderr)
-    image_id = subprocess.run(
-        ["podman", "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    image_id = run_tool(["podman", "image", "inspect", "--format", "{{.Id}}", tag], check=True).stdout.strip()
     say(f"built {tag} ({image_id[:12]})")
     return image_id

@@ -111,15 +111,16 @@ class AdvisoriesConfig(_Section):
     @field_validator("mirror")
     @classmethod
     def _mirror_url(cls, value: str | None) -> str | None:
+        # The scheme is checked here, where the file is read; the rest when `feeds update` uses it (the config
+        # sits below the advisory feeds and does not import them).
         if value is None:
             return None
-        from patchline.advisories._feeds import check_mirror
-        from patchline.errors import FeedError
-
-        try:
-            check_mirror(value)
-        except FeedError as exc:
-            raise ValueError(str(exc)) from exc
+        scheme = value.partition("://")[0].lower()
+        if scheme not in ("http", "https"):
+            raise ValueError("the advisory mirror is not an http(s) URL")
+        if scheme == "http" and not value.endswith("#allow_http"):
+            raise ValueError("the advisory mirror is plain http://: anyone on the way could change its advisories; "
+                             "use https://, or end the URL with #allow_http to accept that")
         return value
 
     @field_validator("feeds", mode="before")
@@ -129,7 +130,7 @@ class AdvisoriesConfig(_Section):
         checked now (plain http, the pin) rather than at the first download."""
         if not isinstance(value, list | tuple):
             return value
-        from patchline.advisories.osv import OsvFeed, feed_source  # not at import time: it pulls in httpx and yaml
+        from patchline._feedurl import check_feed_url, feed_source
         from patchline.errors import FeedError
 
         out: list[object] = []
@@ -139,7 +140,7 @@ class AdvisoriesConfig(_Section):
                 entry = feed_source(table.url, allow_http=table.allow_http, sha256=table.sha256)
             if isinstance(entry, str) and entry.startswith(("http://", "https://")):
                 try:
-                    OsvFeed(entry)  # reads nothing yet
+                    check_feed_url(entry)
                 except FeedError as exc:
                     raise ValueError(str(exc)) from exc
             out.append(entry)

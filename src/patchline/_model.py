@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import NewType
 
 Digest = NewType("Digest", str)
@@ -126,3 +127,20 @@ class Inventory:
 
     def system_file(self, path: str) -> str | None:
         return next((text for p, text in self.system_files if p == path), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """One running (or observed) container: what runs where."""
+
+    runtime: str  # "podman" | "kubernetes"
+    host: str  # hostname for podman; the kube context name for kubernetes
+    namespace: str  # "" for podman; the pod's namespace for kubernetes
+    name: str  # container name (podman) or "pod/container" (kubernetes)
+    container_id: str  # podman: the full id; kubernetes: status.containerID, else "pod-uid/container"
+    image_ref: str  # the image reference as the workload names it
+    image_id: Digest | None  # config digest "sha256:..." when known
+    manifest_digest: Digest | None  # the repo digest when known
+    started_at: datetime | None  # tz-aware UTC
+    state: str = "running"  # the runtime's word: podman "running"/"exited"/...; kubernetes "running"/"waiting"/...
+    labels: tuple[tuple[str, str], ...] = ()  # sorted by key

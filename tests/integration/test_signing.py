@@ -193,7 +193,6 @@ def test_generate_refuses_existing_keys_and_force_replaces_them(tmp_path: Path, 
 
 
 def test_keys_cli_generate_and_show(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    import patchline._cli_keys  # noqa: F401  (registers `keys` on the app, as cli.py does)
     from patchline.cli import app
 
     config = tmp_path / "patchline.toml"

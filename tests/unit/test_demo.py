@@ -10,16 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from patchline._config import load_config
-from patchline._demo import (
-    DemoOptions,
-    _check_options,
-    _claim_workdir,
-    demo_config_document,
-    demo_down,
-    example_fleet,
-    to_toml,
-)
 from patchline.cli import app
+from patchline.demo import DemoOptions, demo_config_document, demo_down, example_fleet, to_toml
+from patchline.demo._options import check_options
+from patchline.demo._workdir import claim_workdir
 from patchline.errors import ConfigError
 
 EXAMPLE = example_fleet() / "patchline.toml"
@@ -86,13 +80,13 @@ def test_toml_strings_are_escaped() -> None:
 ])
 def test_bad_options_are_refused(tmp_path: Path, option: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        _check_options(DemoOptions(workdir=tmp_path, **{option: value}))  # type: ignore[arg-type]
+        check_options(DemoOptions(workdir=tmp_path, **{option: value}))  # type: ignore[arg-type]
 
 
 def test_a_directory_that_is_not_a_demo_is_neither_used_nor_purged(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("mine")
     with pytest.raises(ConfigError, match="holds no patchline demo"):
-        _claim_workdir(tmp_path)
+        claim_workdir(tmp_path)
     result = demo_down(tmp_path, purge=True)
     assert not result.found and not result.purged
     assert (tmp_path / "precious.txt").read_text() == "mine"

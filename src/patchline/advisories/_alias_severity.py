@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from patchline._findings import Finding, Severity, SeverityScore
 from patchline.advisories.osv import record_severity
-from patchline.assess.model import Finding, Severity, SeverityScore
 
 __all__ = ["AliasSeverities"]
 

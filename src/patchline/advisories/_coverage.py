@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from patchline._findings import PackageRef
 from patchline._model import Distro
 from patchline.advisories.index import EcosystemKey, normalize_ecosystem
-from patchline.assess.model import PackageRef
 
 __all__ = ["feed_coverage", "uncovered_ecosystems"]
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
 
-from patchline.assess.model import Severity, SeverityScore
+from patchline._findings import Severity, SeverityScore
 
 __all__ = ["InvalidVector", "base_score", "score_vector"]
 

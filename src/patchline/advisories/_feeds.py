@@ -39,9 +39,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import httpx
 
 from patchline import _clock
+from patchline._feedurl import split_source
 from patchline._http import tls_context
 from patchline._redact import redact_passwords
-from patchline.advisories.osv import MAX_DOWNLOAD_BYTES, MAX_RECORD_BYTES, _split_source
+from patchline.advisories.osv import MAX_DOWNLOAD_BYTES, MAX_RECORD_BYTES
 from patchline.errors import FeedError
 
 if TYPE_CHECKING:
@@ -111,14 +112,14 @@ class FeedUpdate:
 
 def default_feeds_dir() -> Path:
     """``$XDG_DATA_HOME/patchline/osv``, else ``~/.local/share/patchline/osv``."""
-    base = os.environ.get("XDG_DATA_HOME")
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
-    return root / "patchline" / "osv"
+    from patchline._paths import data_home
+
+    return data_home() / "osv"
 
 
 def check_mirror(text: str) -> tuple[str, bool]:
     """(base URL, allow_http) of a mirror setting; refuses plain http unless it ends in ``#allow_http``."""
-    url, allow_http, pin = _split_source(text, allow_http=False, sha256=None)
+    url, allow_http, pin = split_source(text, allow_http=False, sha256=None)
     shown = redact_passwords(url)
     if pin is not None:
         raise FeedError(f"advisory mirror {shown}: a sha256 pin is for one file, not for a mirror of archives")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from packageurl import PackageURL
 
-from patchline.assess.model import Finding, Ignored
+from patchline._findings import Finding, Ignored
 from patchline.errors import ConfigError, VexError
 
 __all__ = [

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from patchline._findings import AssessSkip
 from patchline._model import Distro
 from patchline.advisories.interface import Advisory, AdvisoryFeed, Affected
-from patchline.assess.model import AssessSkip
 from patchline.errors import FeedError
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from patchline.assess.model import AdvisoryId, AssessSkip, SeverityScore
+from patchline._findings import AdvisoryId, AssessSkip, SeverityScore
 from patchline.errors import AdvisoryError, FeedError
 from patchline.versions.osv import OsvRange
 

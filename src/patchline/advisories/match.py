@@ -9,16 +9,17 @@ falls in one of its ranges, compared with the ecosystem's own version scheme.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+from patchline._findings import AssessSkip, Finding, PackageRef, Severity, SeverityScore
 from patchline._model import Distro
-from patchline.advisories.index import AdvisoryIndex, IndexEntry
+from patchline.advisories.index import AdvisoryIndex, EcosystemKey, IndexEntry, normalize_ecosystem, normalize_name
 from patchline.advisories.interface import Advisory, Affected
-from patchline.assess.model import AssessSkip, Finding, PackageRef, Severity, SeverityScore
 from patchline.versions import UnknownEcosystem, scheme_for
 from patchline.versions.interface import InvalidVersion, VersionScheme
 from patchline.versions.osv import RangeError, fixed_versions, is_affected
 
-__all__ = ["affects", "finding_severity", "match_packages"]
+__all__ = ["ScopedMatch", "affects", "finding_severity", "match_packages", "match_version"]
 
 _OS_ECOSYSTEMS = ("deb", "apk", "rpm")
 _SUMMARY_MAX = 200
@@ -73,6 +74,41 @@ def affects(affected: Affected, version: str, scheme: VersionScheme | None = Non
         return True
     scheme = scheme or scheme_for(affected.ecosystem)
     return is_affected(version, ranges=affected.ranges, versions=affected.versions, scheme=scheme)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedMatch:
+    """What the entries affecting one package version say within one scope (a distribution release, or none)."""
+
+    key: EcosystemKey
+    severity: Severity  # the worst of the entries'
+    fixed_versions: tuple[str, ...]  # every entry's, in order, without duplicates
+
+
+def match_version(records: Sequence[Advisory], *, ecosystem: str, name: str, version: str) -> list[ScopedMatch]:
+    """Which scopes of these records' ``affected`` entries hit (ecosystem, name) at ``version``: the findings the
+    fleet store keeps per (name, version). An entry that cannot be decided is left out; ``match_packages``
+    reports it as a skip."""
+    out: dict[EcosystemKey, ScopedMatch] = {}
+    for record in records:
+        for affected in record.affected:
+            key = normalize_ecosystem(affected.ecosystem)
+            if key is None or key.ecosystem != ecosystem or normalize_name(ecosystem, affected.name) != name:
+                continue
+            try:
+                hit = affects(affected, version)
+            except (InvalidVersion, RangeError, UnknownEcosystem):
+                continue
+            if not hit:
+                continue
+            severity, _scores = finding_severity(record, [affected.severity_text])
+            fixed = fixed_versions(affected.ranges)
+            prior = out.get(key)
+            if prior is not None:
+                fixed = tuple(dict.fromkeys((*prior.fixed_versions, *fixed)))
+                severity = max(severity, prior.severity)
+            out[key] = ScopedMatch(key, severity, fixed)
+    return list(out.values())
 
 
 def _scheme(ecosystem: str, schemes: dict[str, VersionScheme | None]) -> VersionScheme | None:

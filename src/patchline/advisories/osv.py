@@ -34,10 +34,11 @@ from typing import Any, BinaryIO, cast
 import httpx
 import yaml
 
+from patchline._feedurl import check_feed_url, feed_source, pin_of
+from patchline._findings import AdvisoryId, AssessSkip, Severity, SeverityScore
 from patchline._http import tls_context
 from patchline.advisories._cvss import score_vector
 from patchline.advisories.interface import Advisory, Affected
-from patchline.assess.model import AdvisoryId, AssessSkip, Severity, SeverityScore
 from patchline.errors import FeedError
 from patchline.versions import UnknownEcosystem, scheme_for
 from patchline.versions.interface import InvalidVersion, VersionScheme
@@ -56,7 +57,6 @@ _RANGE_TYPES = ("ECOSYSTEM", "SEMVER", "GIT")
 _EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 _CACHE_FORMAT = "osv-docs-2"  # 2: YAML aliases refused; a cache of format 1 may hold an expanded alias bomb
 _ALIAS_REASON = "YAML aliases are not allowed in an OSV record"
-_SHA256_HEX = frozenset("0123456789abcdef")
 
 _Doc = tuple[str, object, str | None]  # (what, parsed document, reason it could not be read)
 
@@ -101,41 +101,6 @@ def _decode(what: str, data: bytes) -> _Doc:
         return (what, None, f"not valid {'JSON' if is_json else 'YAML'}: nested too deeply")
 
 
-def feed_source(url: str, *, allow_http: bool = False, sha256: str | None = None) -> str:
-    """The one-string form of a feed URL with its options, as :class:`OsvFeed` reads it."""
-    options = (["allow_http"] if allow_http else []) + ([f"sha256={sha256.lower()}"] if sha256 else [])
-    return f"{url}#{'&'.join(options)}" if options else url
-
-
-def _pin(value: str | None, *, where: str) -> str | None:
-    if value is None:
-        return None
-    pin = value.strip().lower().removeprefix("sha256:")
-    if len(pin) != 64 or not set(pin) <= _SHA256_HEX:
-        raise FeedError(f"{where}: sha256 must be 64 hexadecimal digits, not {value!r}")
-    return pin
-
-
-def _split_source(text: str, *, allow_http: bool, sha256: str | None) -> tuple[str, bool, str | None]:
-    """(URL without fragment, allow_http, SHA-256 pin) of a feed URL, its fragment's options merged in."""
-    url, _, fragment = text.partition("#")
-    pin = _pin(sha256, where=url)
-    for option in filter(None, fragment.split("&")):
-        key, has_value, value = option.partition("=")
-        if key == "allow_http" and value.lower() in ("", "1", "true", "yes"):
-            allow_http = True
-        elif key == "sha256" and has_value:
-            fragment_pin = _pin(value, where=url)
-            if pin is not None and pin != fragment_pin:
-                raise FeedError(f"advisory feed {url} is pinned to two different SHA-256 digests")
-            pin = fragment_pin
-        else:
-            raise FeedError(
-                f"advisory feed {url}: unknown option {option!r} in the URL fragment (known: allow_http, sha256=HEX)"
-            )
-    return url, allow_http, pin
-
-
 class OsvFeed:
     """OSV records from a directory, a zip file, or an https URL of a zip or one JSON record.
 
@@ -160,16 +125,9 @@ class OsvFeed:
             raise FeedError("an advisory feed needs a directory, a zip file or a URL")
         self._is_url = text.lower().startswith(("http://", "https://"))
         if self._is_url:
-            text, allow_http, self._sha256 = _split_source(text, allow_http=allow_http, sha256=sha256)
-            if text.lower().startswith("http://") and not allow_http:
-                raise FeedError(
-                    f"advisory feed {text} is plain http://: anyone on the way could change its advisories; "
-                    "use https://, or allow it for this one feed, best with a sha256 pin: a table "
-                    '{url = "...", allow_http = true, sha256 = "..."} in [advisories] feeds, or #allow_http '
-                    "at the end of the URL"
-                )
+            text, allow_http, self._sha256 = check_feed_url(text, allow_http=allow_http, sha256=sha256)
         else:
-            self._sha256 = _pin(sha256, where=text)
+            self._sha256 = pin_of(sha256, where=text)
         self._source = text
         self._allow_http = allow_http
         self._max_download = max_download_bytes
@@ -196,7 +154,7 @@ class OsvFeed:
     def _cache_root(self) -> Path:
         if self._cache_dir is not None:
             return self._cache_dir
-        from patchline.inventory import default_cache_dir  # not at import time: inventory pulls in much
+        from patchline._paths import cache_home as default_cache_dir
 
         return default_cache_dir() / "osv"
 

@@ -19,7 +19,7 @@ from patchline.assess._assess import (
     unchecked_sources,
     update_suites_for,
 )
-from patchline.assess._formats import render_assessment, summary
+from patchline.assess._formats import no_feed_warning, render_assessment, summary
 from patchline.assess._input import ScanInput, from_cyclonedx, from_inventory, read_sbom_file
 from patchline.assess.model import (
     AdvisoryId,
@@ -54,6 +54,7 @@ __all__ = [
     "fetch_options",
     "from_cyclonedx",
     "from_inventory",
+    "no_feed_warning",
     "options_from_config",
     "out_of_support",
     "pending_against",

@@ -275,9 +275,14 @@ def findings_for(
     scan: ScanInput, options: AssessOptions, *, say: Progress
 ) -> tuple[list[Finding], list[AssessSkip], list[str], tuple[str, ...]]:
     """(findings, skips, feeds used, ecosystems of the image's packages that no feed covers)."""
-    from patchline.advisories import AdvisoryIndex, OsvFeed, match_packages
-    from patchline.advisories._alias_severity import AliasSeverities
-    from patchline.advisories._coverage import feed_coverage, uncovered_ecosystems
+    from patchline.advisories import (
+        AdvisoryIndex,
+        AliasSeverities,
+        OsvFeed,
+        feed_coverage,
+        match_packages,
+        uncovered_ecosystems,
+    )
 
     if not options.feeds:
         return [], [], [], uncovered_ecosystems(scan.packages, (), distro=scan.distro)
@@ -360,7 +365,7 @@ def options_from_config(config: object, *, feeds: Sequence[str] = (), vex: Seque
                         unsafe_skip_signature: bool = False, changelogs: bool = True) -> AssessOptions:
     """AssessOptions from patchline.toml plus command-line additions."""
     from patchline._config import Config
-    from patchline.advisories._feeds import fetched_feeds
+    from patchline.advisories import fetched_feeds
 
     assert isinstance(config, Config)
     return AssessOptions(

@@ -36,8 +36,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from patchline._host import run_tool
 from patchline._owner import owner_dead
-from patchline.errors import BuildError, Error, ImageNotFound
+from patchline.errors import BuildError, Error, HostError, ImageNotFound
 from patchline.oci import parse_image_ref
 
 # What a build or an apt run leaves that differs from run to run with the same inputs; removed so that the
@@ -105,9 +106,8 @@ class BuildEnv:
 def _marks_containers() -> bool:
     """Whether this buildah takes ``--default-mounts-file`` (hidden, but there since buildah 1.x)."""
     try:
-        probe = subprocess.run(["buildah", "--default-mounts-file=/dev/null", "version"], capture_output=True,
-                               check=False, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
+        probe = run_tool(["buildah", "--default-mounts-file=/dev/null", "version"], timeout=60)
+    except HostError:
         return False
     return probe.returncode == 0
 
@@ -194,8 +194,7 @@ def _run(argv: Sequence[str], log: Path, what: str, *, env: Mapping[str, str] | 
 
 def local_image_id(reference: str) -> str | None:
     """The image ID (``sha256:...``) of a reference in local containers storage, or None."""
-    proc = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", reference],
-                          capture_output=True, text=True, check=False)
+    proc = run_tool(["podman", "image", "inspect", "--format", "{{.Id}}", reference])
     if proc.returncode != 0:
         return None
     return "sha256:" + proc.stdout.strip().removeprefix("sha256:")
@@ -211,7 +210,7 @@ def resolve_digest(reference: str, *, insecure: frozenset[str]) -> str:
         if image_id is None:
             raise ImageNotFound(f"{reference} is not in local containers storage")
         return image_id
-    from patchline.oci._registry import RegistrySource
+    from patchline.oci import RegistrySource
 
     with RegistrySource(ref, insecure=ref.registry in insecure) as source:
         return str(source.manifest_digest())
@@ -361,8 +360,8 @@ def patch_in_place(*, image: str, tag: str, container: str, timestamp: int, env:
     _run(env.buildah("from", f"--pull={env.pull}", "--name", container, *env.tls_flag(image), image), log,
          "buildah from", env=environ)
     try:
-        probe = subprocess.run(env.buildah("run", "--user", "0:0", container, "--", "sh", "-c", "command -v apt-get"),
-                               capture_output=True, text=True, check=False, env=environ)
+        probe = run_tool(env.buildah("run", "--user", "0:0", container, "--", "sh", "-c", "command -v apt-get"),
+                         error=BuildError, what="buildah run", env=environ)
         if probe.returncode != 0:
             raise BuildError(f"{image}: no apt-get in the image; patch in place supports Debian-based images")
         script = ("set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; "
@@ -377,15 +376,15 @@ def patch_in_place(*, image: str, tag: str, container: str, timestamp: int, env:
         _run(env.buildah("commit", f"--timestamp={timestamp}", f"--iidfile={log.with_suffix('.iid')}", container,
                          tag), log, "buildah commit", env=environ)
     finally:
-        subprocess.run(env.buildah("rm", container), capture_output=True, check=False, env=environ)
+        run_tool(env.buildah("rm", container), error=BuildError, what="buildah rm", env=environ)
     return "sha256:" + log.with_suffix(".iid").read_text().strip().removeprefix("sha256:")
 
 
 def _containers() -> list[dict[str, object]]:
     """``buildah containers --json``: buildah's working containers (empty when buildah cannot tell)."""
     try:
-        proc = subprocess.run(["buildah", "containers", "--json"], capture_output=True, text=True, check=False)
-    except OSError:
+        proc = run_tool(["buildah", "containers", "--json"])
+    except HostError:
         return []
     if proc.returncode != 0 or not proc.stdout.strip():
         return []
@@ -466,8 +465,8 @@ def _gone(pid: int) -> bool:
 
 def _marker_owner(container_id: str) -> int | None:
     """The pid that made this working container, from the default mounts file its builder state records."""
-    proc = subprocess.run(["buildah", "inspect", "--type", "container", "--format", "{{.DefaultMountsFilePath}}",
-                           container_id], capture_output=True, text=True, check=False)
+    proc = run_tool(["buildah", "inspect", "--type", "container", "--format", "{{.DefaultMountsFilePath}}",
+                     container_id])
     found = _MARKER.search(proc.stdout.strip()) if proc.returncode == 0 else None
     return int(found.group(1)) if found else None
 
@@ -502,7 +501,7 @@ def clean_leftovers(*, roots: Iterable[Path] | None = None, containers: bool = T
             continue
         if owner is None or not _gone(owner):
             continue
-        proc = subprocess.run(["buildah", "rm", cid], capture_output=True, text=True, check=False)
+        proc = run_tool(["buildah", "rm", cid])
         if proc.returncode == 0:
             removed_containers.append(name or cid[:12])
         elif _exists_id(cid):

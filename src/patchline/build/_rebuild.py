@@ -46,14 +46,14 @@ from patchline.build.interface import (
 )
 from patchline.errors import BuildError, Error
 from patchline.events.interface import EventDraft, EventType
-from patchline.fleet._discover import split_reference
+from patchline.oci import split_reference
 from patchline.sign.interface import ProvenanceFacts
 
 if TYPE_CHECKING:
     from patchline._config import PolicyConfig
     from patchline._model import Inventory
     from patchline.assess import AssessOptions
-    from patchline.fleet._discover import DiscoverOptions
+    from patchline.fleet import DiscoverOptions
     from patchline.sign.interface import SignOptions
     from patchline.store import Store
     from patchline.updates import AptSuite, SourceIndexes
@@ -152,7 +152,7 @@ class _Run:
         return None
 
     def _inventory(self, ref: str) -> Inventory:
-        from patchline.fleet._discover import inventory
+        from patchline.fleet import inventory
 
         with self.lock:
             if ref in self.inventories:

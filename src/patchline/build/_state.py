@@ -66,8 +66,7 @@ class StorePlanState:
     def created(self, reference: str, digest: str) -> dt.datetime:
         """The store's record of the image when it has scanned it, else its config from the registry (or local
         storage for ``localhost/`` images)."""
-        from patchline.oci import open_source
-        from patchline.oci._reference import parse_image_ref
+        from patchline.oci import open_source, parse_image_ref
 
         config_digest = self.store.image_for_manifest(digest) or (digest if self.store.has_image(digest) else None)
         inventory = self.store.inventory(config_digest) if config_digest else None
@@ -88,8 +87,7 @@ class StorePlanState:
         return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
 
     def verify_signature(self, reference: str, digest: str, key: Path) -> None:
-        from patchline.oci import RegistryWriter
-        from patchline.oci._reference import parse_image_ref
+        from patchline.oci import RegistryWriter, parse_image_ref
         from patchline.sign import verify_cosign
 
         ref = parse_image_ref(reference)
@@ -220,7 +218,7 @@ def rebuild_options(config: Config, *, jobs: int | None = None, cache: bool = Tr
                     say: Callable[[str], None] | None = None) -> RebuildOptions:
     """The rebuild's options from ``patchline.toml`` (``[build]``, ``[updates]``, ``[registries]``, ``[cache]``)."""
     from patchline.assess import options_from_config
-    from patchline.fleet._discover import DiscoverOptions
+    from patchline.fleet import DiscoverOptions
     from patchline.inventory import LayerCache, default_cache_dir
     from patchline.sign import sign_options
 

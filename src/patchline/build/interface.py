@@ -106,6 +106,13 @@ class PlanItem:
         """True when the only reason is a base rebuilt by this plan (skip if that base comes out unchanged)."""
         return all(r.code is ReasonCode.BASE_REBUILT for r in self.reasons)
 
+    def as_dict(self, *, order: int) -> dict[str, object]:
+        """This item as the plan document lists it; ``order`` is its 1-based place in the plan."""
+        return {"order": order, "name": self.name, "kind": self.recipe.kind.value, "target": self.recipe.target,
+                "wave": self.wave, "after": list(self.after), "reasons": [r.as_dict() for r in self.reasons],
+                "current": self.current.config_digest if self.current else None,
+                "bases": dict(self.base_digests)}
+
 
 @dataclass(frozen=True, slots=True)
 class RebuildPlan:
@@ -127,6 +134,14 @@ class RebuildPlan:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+    def as_dict(self) -> dict[str, object]:
+        """The plan document (``patchline plan --json``, schema patchline/plan/v1, without its schema key)."""
+        return {"recipes": self.recipes, "items": [i.as_dict(order=n) for n, i in enumerate(self.items, 1)],
+                "waves": [[i.name for i in w] for w in self.waves], "clean": list(self.clean),
+                "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
+                "cannot_assess": [{"name": n, "reason": r} for n, r in self.cannot_assess],
+                "seconds": round(self.seconds, 4)}
 
 
 class BuildStatus(enum.StrEnum):
@@ -192,6 +207,15 @@ class BuildResult:
     started: float = 0.0  # time.monotonic() offsets within the rebuild, for the wall-time report
     finished: float = 0.0
 
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "status": self.status.value, "reasons": [x.as_dict() for x in self.reasons],
+                "config_digest": self.config_digest, "manifest_digest": self.manifest_digest, "pushed": self.pushed,
+                "previous_digest": self.previous_digest, "bases": dict(self.bases), "error": self.error,
+                "log": str(self.log) if self.log else None,
+                "verification": self.verification.as_dict() if self.verification else None,
+                "seconds": round(self.seconds, 2), "started": round(self.started, 2),
+                "finished": round(self.finished, 2), "timings": dict(self.timings)}
+
 
 @dataclass(frozen=True, slots=True)
 class RebuildReport:
@@ -202,3 +226,8 @@ class RebuildReport:
     @property
     def ok(self) -> bool:
         return all(r.status.ok for r in self.results)
+
+    def as_dict(self, *, plan: RebuildPlan) -> dict[str, object]:
+        """The rebuild document (``patchline rebuild --json``, patchline/rebuild/v1, without its schema key)."""
+        return {"run_id": self.run_id, "seconds": round(self.seconds, 2), "plan": plan.as_dict(),
+                "results": [r.as_dict() for r in self.results]}

@@ -19,10 +19,12 @@ from patchline.events._deliver import (
     run_forever,
     sink_names,
 )
-from patchline.events._webhook import WebhookPublisher, signature, webhook_sink
-from patchline.events.interface import Event, EventDraft, EventType, Publisher
+from patchline.events._webhook import WebhookPublisher, legacy_webhook_sink, signature, webhook_sink
+from patchline.events.interface import Event, EventDraft, EventType, Publisher, SinkKind
+from patchline.events.list import SINK_KINDS
 
 __all__ = [
+    "SINK_KINDS",
     "AmqpPublisher",
     "DeliveryReport",
     "Event",
@@ -30,6 +32,7 @@ __all__ = [
     "EventType",
     "Publisher",
     "SinkDelivery",
+    "SinkKind",
     "WebhookPublisher",
     "backoff_seconds",
     "default_source",
@@ -37,6 +40,7 @@ __all__ = [
     "deliver_configured",
     "deliver_until_empty",
     "encode",
+    "legacy_webhook_sink",
     "publishers_from_config",
     "routing_key",
     "run_forever",

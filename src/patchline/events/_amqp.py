@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 import pika
@@ -30,6 +31,9 @@ from pika.spec import Basic, Confirm, Exchange
 from patchline.errors import ConfigError, EventError
 from patchline.events._cloudevents import CONTENT_TYPE, cloudevent_type, default_source, encode
 from patchline.events.interface import ROUTING_PREFIX, Event
+
+if TYPE_CHECKING:
+    from patchline._config import EventsConfig
 
 AMQP_SINK = "amqp"  # the sink's name in the outbox; one AMQP URL is configured, so it need not name it
 APP_ID = "patchline"
@@ -76,6 +80,18 @@ def describe_amqp_error(exc: BaseException) -> str:
 
 class AmqpPublisher:
     """A sink on one AMQP broker; connects on first use and again after any failure."""
+
+    kind: ClassVar[str] = "amqp"
+    configured_by: ClassVar[str] = "set [events] amqp_url"
+
+    @classmethod
+    def sink_names(cls, config: EventsConfig) -> list[str]:
+        return [AMQP_SINK] if config.amqp_url else []
+
+    @classmethod
+    def from_config(cls, config: EventsConfig, *, source: str) -> list[AmqpPublisher]:
+        """The exchange of ``[events] amqp_url`` (sink ``amqp``), if one is set."""
+        return [cls(config.amqp_url, exchange=config.exchange, source=source)] if config.amqp_url else []
 
     def __init__(self, url: str, *, exchange: str = "patchline", source: str | None = None,
                  connect_timeout: float = 5.0, confirm_timeout: float = 30.0) -> None:

@@ -19,10 +19,9 @@ from patchline import _clock
 from patchline._config import EventsConfig
 from patchline._owner import owner_dead, owner_id
 from patchline.errors import ConfigError, EventError
-from patchline.events._amqp import AMQP_SINK, AmqpPublisher
 from patchline.events._cloudevents import default_source
-from patchline.events._webhook import WebhookPublisher, webhook_sink
 from patchline.events.interface import Publisher
+from patchline.events.list import SINK_KINDS
 
 if TYPE_CHECKING:
     from patchline.store import Store
@@ -90,18 +89,14 @@ class DeliveryReport:
 def sink_names(config: EventsConfig) -> list[str]:
     """The names the configured sinks keep their place in the outbox under (without connecting or
     reading secrets)."""
-    names = [AMQP_SINK] if config.amqp_url else []
-    return names + [webhook_sink(hook.url) for hook in config.webhooks]
+    return [name for kind in SINK_KINDS for name in kind.sink_names(config)]
 
 
 def publishers_from_config(config: EventsConfig, *, source: str | None = None) -> list[Publisher]:
-    """The configured sinks: the AMQP exchange (sink ``amqp``), then each webhook (``webhook:…``, see
-    :func:`webhook_sink`)."""
+    """The configured sinks, kind by kind in the order of ``events/list.py``: the AMQP exchange (sink
+    ``amqp``), then each webhook (``webhook:…``, see :func:`webhook_sink`)."""
     source = source or config.source or default_source()
-    publishers: list[Publisher] = []
-    if config.amqp_url:
-        publishers.append(AmqpPublisher(config.amqp_url, exchange=config.exchange, source=source))
-    publishers.extend(WebhookPublisher(hook, source=source) for hook in config.webhooks)
+    publishers = [publisher for kind in SINK_KINDS for publisher in kind.from_config(config, source=source)]
     names = [p.name for p in publishers]
     if len(names) != len(set(names)):
         raise ConfigError("[events] names the same webhook URL twice")
@@ -110,7 +105,7 @@ def publishers_from_config(config: EventsConfig, *, source: str | None = None) -
 
 def _refuse_empty(publishers: Sequence[Publisher]) -> None:
     if not publishers:
-        raise ConfigError("no event sinks configured: set [events] amqp_url or add [[events.webhooks]]")
+        raise ConfigError("no event sinks configured: " + " or ".join(kind.configured_by for kind in SINK_KINDS))
 
 
 def _now() -> dt.datetime:

@@ -6,11 +6,12 @@ import hashlib
 import hmac
 import os
 from collections.abc import Sequence
+from typing import ClassVar
 
 import httpx
 
 from patchline import __version__, _clock
-from patchline._config import WebhookConfig
+from patchline._config import EventsConfig, WebhookConfig
 from patchline._http import tls_context
 from patchline._redact import redact_url
 from patchline.errors import ConfigError, EventError
@@ -74,6 +75,18 @@ def webhook_secret(config: WebhookConfig) -> str | None:
 
 class WebhookPublisher:
     """A sink on one URL: each event is one POST, in order; 2xx means accepted."""
+
+    kind: ClassVar[str] = "webhook"
+    configured_by: ClassVar[str] = "add [[events.webhooks]]"
+
+    @classmethod
+    def sink_names(cls, config: EventsConfig) -> list[str]:
+        return [webhook_sink(hook.url) for hook in config.webhooks]
+
+    @classmethod
+    def from_config(cls, config: EventsConfig, *, source: str) -> list[WebhookPublisher]:
+        """One publisher per ``[[events.webhooks]]`` (sink ``webhook:…``, see :func:`webhook_sink`)."""
+        return [cls(hook, source=source) for hook in config.webhooks]
 
     def __init__(self, config: WebhookConfig, *, source: str | None = None) -> None:
         self.config = config

@@ -4,53 +4,23 @@ An event is written into the store's outbox (``events`` table) in the same
 transaction as the state change it reports, then delivered at least once, in
 order, to every configured sink (:class:`Publisher`), each with its own cursor.
 A redelivered event carries the same ``event_id``: consumers deduplicate on it.
+
+Each kind of sink is a publisher class (:class:`SinkKind`: ``from_config``, ``sink_names``),
+a sibling module of this one, listed in ``events/list.py``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
+# The outbox's records live on the floor (the store writes them); this is their public name.
+from patchline._eventdata import CLOUDEVENTS_TYPE_PREFIX, ROUTING_PREFIX, Event, EventDraft, EventType
 
-class EventType(enum.StrEnum):
-    IMAGE_REBUILT = "image.rebuilt"
-    IMAGE_VERIFY_FAILED = "image.verify_failed"
-    ROLLOUT_STARTED = "rollout.started"
-    ROLLOUT_REPLICA_UPDATED = "rollout.replica_updated"
-    ROLLOUT_SUCCEEDED = "rollout.succeeded"
-    ROLLOUT_ROLLING_BACK = "rollout.rolling_back"
-    ROLLOUT_ROLLED_BACK = "rollout.rolled_back"
-    ROLLOUT_FAILED = "rollout.failed"
-    RUN_FINISHED = "run.finished"
-    POLICY_DENIED = "policy.denied"
+if TYPE_CHECKING:
+    from patchline._config import EventsConfig
 
-
-ROUTING_PREFIX = "patchline."  # AMQP routing key: patchline.image.rebuilt
-CLOUDEVENTS_TYPE_PREFIX = "io.patchline."  # CloudEvents type: io.patchline.image.rebuilt
-
-
-@dataclass(frozen=True, slots=True)
-class EventDraft:
-    """An event to write into the outbox with a state change."""
-
-    type: EventType
-    subject: str  # what it is about: a repository@digest, a service
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An event as stored in the outbox."""
-
-    seq: int  # delivery order
-    event_id: str  # a UUID; the same on every redelivery
-    type: str
-    subject: str
-    data: Mapping[str, Any]
-    time: dt.datetime
+__all__ = ["CLOUDEVENTS_TYPE_PREFIX", "ROUTING_PREFIX", "Event", "EventDraft", "EventType", "Publisher", "SinkKind"]
 
 
 class Publisher(Protocol):
@@ -68,3 +38,18 @@ class Publisher(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class SinkKind(Protocol):
+    """A kind of sink: a publisher class, and which sinks of its kind ``[events]`` configures."""
+
+    kind: str  # "amqp", "webhook"
+    configured_by: str  # how [events] adds one, for the message when no sink is configured
+
+    def sink_names(self, config: EventsConfig) -> list[str]:
+        """The names its configured sinks keep their cursors under (without connecting or reading secrets)."""
+        ...
+
+    def from_config(self, config: EventsConfig, *, source: str) -> Sequence[Publisher]:
+        """A publisher per configured sink of this kind (none when ``[events]`` configures none)."""
+        ...

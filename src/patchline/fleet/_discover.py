@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from patchline import _clock
 from patchline.errors import Error
 from patchline.fleet.interface import Workload
+from patchline.oci import split_reference
 
 if TYPE_CHECKING:
     from patchline._model import Inventory
@@ -51,18 +52,6 @@ class DiscoveryReport:
     tags: int = 0
     failed: tuple[tuple[str, str], ...] = ()  # (image, reason)
     skipped: tuple[tuple[str, str], ...] = field(default=())  # (what, reason) from the listing
-
-
-def split_reference(reference: str) -> tuple[str, str, str | None]:
-    """``repo:tag`` -> (repo, tag, None); ``repo@sha256:..`` -> (repo, "", digest); a bare name -> (name, "latest")."""
-    if "@" in reference:
-        repo, _, digest = reference.partition("@")
-        return repo, "", digest
-    slash = reference.rfind("/")
-    colon = reference.rfind(":")
-    if colon > slash:
-        return reference[:colon], reference[colon + 1:], None
-    return reference, "latest", None
 
 
 def inventory(reference: str, options: DiscoverOptions) -> Inventory:

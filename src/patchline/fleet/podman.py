@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from patchline._host import run_tool
 from patchline._model import Digest
 from patchline.errors import DiscoveryError, ReferenceError_
 from patchline.fleet.interface import Workload
-from patchline.oci._reference import parse_image_ref
+from patchline.oci import parse_image_ref
 
 __all__ = [
     "ImageDigests",
@@ -250,14 +251,8 @@ def _run(argv: Sequence[str], *, tolerate: re.Pattern[str] | None = None) -> sub
     """Run podman; a failure is a ``DiscoveryError`` unless every error line matches ``tolerate``."""
     words = argv[1:3] if argv[1] == "image" else argv[1:2]
     command = " ".join([os.path.basename(argv[0]), *words])
-    try:
-        result = subprocess.run(list(argv), capture_output=True, timeout=_TIMEOUT, check=False)
-    except FileNotFoundError as exc:
-        raise DiscoveryError(f"podman is not installed (no {argv[0]!r} on PATH)") from exc
-    except PermissionError as exc:
-        raise DiscoveryError(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise DiscoveryError(f"`{command}` did not finish within {_TIMEOUT:.0f} s") from exc
+    result = run_tool(argv, error=DiscoveryError, what=f"`{command}`", timeout=_TIMEOUT, binary=True,
+                      missing=f"podman is not installed (no {argv[0]!r} on PATH)")
     if result.returncode == 0:
         return result
     stderr = result.stderr.decode("utf-8", "replace").strip()

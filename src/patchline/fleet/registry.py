@@ -19,7 +19,7 @@ import httpx
 from patchline._model import Digest
 from patchline.errors import ConfigError, ImageNotFound, ManifestError, ReferenceError_, RegistryError
 from patchline.fleet.interface import RegistryTag
-from patchline.oci._registry import RegistryAPI, new_registry_client
+from patchline.oci import RegistryAPI, new_registry_client
 from patchline.oci.interface import INDEX_TYPES, MANIFEST_TYPES
 
 __all__ = ["list_registry_tags"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from patchline._model import Ecosystem
+from patchline._paths import cache_home
 from patchline.catalog.interface import Cataloger, FileResult, Found
 from patchline.errors import CacheError
 from patchline.inventory._walk import WALKER_VERSION, CatalogedFile, LayerCatalog, content_match
@@ -25,11 +26,7 @@ _FORMAT = 1
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("PATCHLINE_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "patchline"
+    return cache_home()
 
 
 def fingerprint(catalogers: Sequence[Cataloger]) -> str:

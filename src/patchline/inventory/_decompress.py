@@ -11,7 +11,7 @@ import zstandard
 
 from patchline._model import Digest
 from patchline.errors import DigestMismatch, LayerError
-from patchline.oci._blob import ChunkReader, new_hash
+from patchline.oci import ChunkReader, new_hash
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

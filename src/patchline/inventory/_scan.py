@@ -15,7 +15,7 @@ from patchline.inventory._cache import LayerCache
 from patchline.inventory._compose import compose
 from patchline.inventory._decompress import TarStream
 from patchline.inventory._walk import LayerCatalog, Matcher, walk_layer
-from patchline.oci._manifest import layer_created_by
+from patchline.oci import layer_created_by
 from patchline.oci.interface import Descriptor, ImageSource, ResolvedImage, iter_chunks
 
 

@@ -140,3 +140,15 @@ def parse_source_ref(text: str) -> SourceRef:
     if text.startswith("docker://"):
         return SourceRef(Transport.REGISTRY, image=parse_image_ref(text[len("docker://") :]), text=text)
     return SourceRef(Transport.REGISTRY, image=parse_image_ref(text), text=text)
+
+
+def split_reference(reference: str) -> tuple[str, str, str | None]:
+    """``repo:tag`` -> (repo, tag, None); ``repo@sha256:..`` -> (repo, "", digest); a bare name -> (name, "latest")."""
+    if "@" in reference:
+        repo, _, digest = reference.partition("@")
+        return repo, "", digest
+    slash = reference.rfind("/")
+    colon = reference.rfind(":")
+    if colon > slash:
+        return reference[:colon], reference[colon + 1:], None
+    return reference, "latest", None

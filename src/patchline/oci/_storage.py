@@ -16,13 +16,13 @@ import contextlib
 import io
 import json
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
+from patchline._host import DEFAULT_TIMEOUT, run_tool
 from patchline._model import Digest
 from patchline.errors import HostError, ImageNotFound, ManifestError
 from patchline.oci._blob import VerifyingReader, digest_bytes
@@ -46,10 +46,11 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _run(argv: list[str], what: str) -> bytes:
+def _run(argv: list[str], what: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
+    missing = f"{argv[0]} is not installed; it is needed to {what} (run scripts/setup-host.sh)"
     if shutil.which(argv[0]) is None:
-        raise HostError(f"{argv[0]} is not installed; it is needed to {what} (run scripts/setup-host.sh)")
-    proc = subprocess.run(argv, capture_output=True, check=False)
+        raise HostError(missing)
+    proc = run_tool(argv, what=f"{argv[0]} ({what})", missing=missing, timeout=timeout, binary=True)
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip()
         if "image not known" in err or "does not resolve to an image" in err or "no such image" in err.lower():
@@ -144,6 +145,7 @@ class ContainersStorageSource:
             ["skopeo", "copy", "--quiet", "--remove-signatures", "--dest-oci-accept-uncompressed-layers",
              f"containers-storage:{self._image_id}", f"oci:{layout}:{name}"],
             "export the image from containers storage",
+            timeout=None,  # as long as the image's size makes it take
         )
 
     @contextlib.contextmanager

@@ -3,9 +3,33 @@
 Typical use::
 
     run = run_once(config, store, progress=print)     # detect -> assess -> plan -> build -> rollout -> report
-    print(run.state, step_outputs(run)["build"])
+    print(run.state, step_outputs(run)["build"])      # as recorded (JSON), or typed:
+    print([r.name for r in output_of(run, BuildOutput).results])
 """
 
+from patchline.pipeline._outputs import (
+    OUTPUT_TYPES,
+    AssessOutput,
+    BuildOutput,
+    BuildResult,
+    DetectOutput,
+    FailedStep,
+    FeedRefresh,
+    FeedUpdate,
+    PlannedItem,
+    PlanOutput,
+    PolicyRow,
+    ReportOutput,
+    RolloutOutput,
+    ServiceRollout,
+    StepOutput,
+    StillExposed,
+    Unavailable,
+    UpdatesRefresh,
+    WorkloadsSeen,
+    build_failure,
+    output_of,
+)
 from patchline.pipeline._report import (
     ExposedItem,
     ItemReport,
@@ -23,19 +47,40 @@ from patchline.pipeline.interface import STEPS, Step
 
 __all__ = [
     "CRASH_AFTER_STEP",
+    "OUTPUT_TYPES",
     "STEPS",
+    "AssessOutput",
+    "BuildOutput",
+    "BuildResult",
+    "DetectOutput",
     "ExposedItem",
+    "FailedStep",
+    "FeedRefresh",
+    "FeedUpdate",
     "ItemReport",
     "PatchReport",
+    "PlanOutput",
+    "PlannedItem",
+    "PolicyRow",
     "RecipeExposure",
+    "ReportOutput",
+    "RolloutOutput",
     "RunOptions",
     "RunSummary",
     "ServiceReport",
+    "ServiceRollout",
     "Step",
+    "StepOutput",
     "StepSummary",
+    "StillExposed",
     "TimeToPatch",
+    "Unavailable",
+    "UpdatesRefresh",
+    "WorkloadsSeen",
     "approve",
+    "build_failure",
     "nearest_rank",
+    "output_of",
     "patch_report",
     "run_forever",
     "run_once",

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from patchline import _clock
@@ -26,14 +26,36 @@ from patchline._config import Config, ServiceConfig
 from patchline._owner import owner_dead, owner_id
 from patchline.errors import Error, RunInProgress, StoreError
 from patchline.events.interface import EventDraft, EventType
+from patchline.pipeline._outputs import (
+    AssessOutput,
+    BuildOutput,
+    BuildResult,
+    DetectOutput,
+    FailedStep,
+    FeedRefresh,
+    FeedUpdate,
+    PlannedItem,
+    PlanOutput,
+    PolicyRow,
+    ReportOutput,
+    RolloutOutput,
+    ServiceRollout,
+    StepOutput,
+    StillExposed,
+    Unavailable,
+    UpdatesRefresh,
+    WorkloadsSeen,
+    output_of,
+)
 from patchline.pipeline.interface import STEPS, Step
-from patchline.rollout._engine import digest_of
+from patchline.rollout import digest_of
 from patchline.store import BuildRow, RunRow, Store
 
 if TYPE_CHECKING:
     from patchline.policy import PolicyDecision
 
 Say = Callable[[str], None]
+Inputs = dict[str, Any]  # what a step read and produced, merged into the run's ``inputs``
 # Fault injection for the crash tests (and for anyone checking a deployment's recovery): the process
 # SIGKILLs itself right after this step's result is committed.
 CRASH_AFTER_STEP = "PATCHLINE_CRASH_AFTER_STEP"
@@ -60,43 +82,42 @@ class _Runner:
 
     # -- the steps -----------------------------------------------------------------
 
-    def detect(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def detect(self) -> tuple[DetectOutput, Inputs]:
         """Refresh feeds and update sources; observe what runs on podman."""
         from patchline.assess import options_from_config
-        from patchline.fleet._discover import DiscoverOptions, discover_podman
-        from patchline.fleet._refresh import refresh_feeds, refresh_updates
+        from patchline.fleet import DiscoverOptions, discover_podman, refresh_feeds, refresh_updates
 
-        out: dict[str, Any] = {}
-        inputs: dict[str, Any] = {}
+        feed_updates: tuple[FeedUpdate, ...] | Unavailable | None = None
+        feeds: tuple[FeedRefresh, ...] | None = None
+        updates: UpdatesRefresh | None = None
+        workloads: WorkloadsSeen | Unavailable
+        inputs: Inputs = {}
         if self.config.advisories.mirror is not None:  # fetch OSV's archives first: the feeds below read them
-            from patchline.advisories._feeds import update_configured_feeds
+            from patchline.advisories import update_configured_feeds
 
             try:
                 _dir, fetched = update_configured_feeds(self.config.advisories, progress=self.say)
-                out["feed_updates"] = [{"ecosystem": u.ecosystem, "outcome": u.outcome.value, "reason": u.reason,
-                                        "revision": u.revision.revision if u.revision else None} for u in fetched]
+                feed_updates = tuple(FeedUpdate(u.ecosystem, u.outcome.value, u.reason,
+                                                u.revision.revision if u.revision else None) for u in fetched)
             except Error as exc:  # a mirror that cannot be used: the feeds already fetched are still read
-                out["feed_updates"] = {"error": str(exc)}
+                feed_updates = Unavailable(str(exc))
         options = options_from_config(self.config)
         if options.feeds:
-            feeds = refresh_feeds(self.store, options.feeds, progress=self.say)
-            out["feeds"] = [{"feed": f.feed, "revision": f.revision, "added": f.advisories_added,
-                             "changed": f.advisories_changed, "removed": f.advisories_removed} for f in feeds]
-            inputs["feed_revisions"] = {f.feed: f.revision for f in feeds}
+            refreshed = refresh_feeds(self.store, options.feeds, progress=self.say)
+            feeds = tuple(FeedRefresh(f.feed, f.revision, f.advisories_added, f.advisories_changed,
+                                      f.advisories_removed) for f in refreshed)
+            inputs["feed_revisions"] = {f.feed: f.revision for f in refreshed}
         if options.updates:
-            updates = refresh_updates(self.store, options, progress=self.say)
-            out["updates"] = {"images": updates.images, "pending": updates.pending,
-                              "images_with_pending": updates.images_with_pending,
-                              "kept_as_they_were": len(updates.kept),
-                              "skipped": [f"{what}: {why}" for what, why in updates.skipped][:20]}
-            inputs["update_revisions"] = {sources: revision for sources, revision, _old in updates.groups}
+            pending = refresh_updates(self.store, options, progress=self.say)
+            updates = UpdatesRefresh(pending.images, pending.pending, pending.images_with_pending, len(pending.kept),
+                                     tuple([f"{what}: {why}" for what, why in pending.skipped][:20]))
+            inputs["update_revisions"] = {sources: revision for sources, revision, _old in pending.groups}
         try:
             found = discover_podman(self.store, options=DiscoverOptions())
-            out["workloads"] = {"running": found.workloads, "images": found.images,
-                                "inventoried": len(found.inventoried)}
+            workloads = WorkloadsSeen(found.workloads, found.images, len(found.inventoried))
         except Error as exc:
-            out["workloads"] = {"error": str(exc)}
-        return out, inputs
+            workloads = Unavailable(str(exc))
+        return DetectOutput(feed_updates=feed_updates, feeds=feeds, updates=updates, workloads=workloads), inputs
 
     def _plan(self, *, emit_refusals: bool = False) -> Any:
         """The fleet's plan; only the plan step sends the policy's refusals (assess and build re-plan)."""
@@ -110,7 +131,7 @@ class _Runner:
             out.setdefault(service.image, []).append(service.name)
         return out
 
-    def assess(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def assess(self) -> tuple[AssessOutput, Inputs]:
         """What the fleet is exposed to: every reason to patch, noted once with when it was first seen."""
         from patchline.build import ReasonCode
 
@@ -125,10 +146,10 @@ class _Runner:
         new = self.store.note_patch_items(items, run_id=self.run_id, services=self._services_of())
         closed = self.store.close_vanished_patch_items(items, run_id=self.run_id)
         summary = self.store.fleet()
-        return {"exposed_items": len(set(items)), "new_items": new, "closed_items": closed,
-                "dirty": [i.name for i in fleet.plan.items],
-                "pending_updates": summary.pending_updates, "images_by_severity": summary.images_by_severity,
-                "running_workloads": summary.running_workloads}, {}
+        return AssessOutput(exposed_items=len(set(items)), new_items=new, closed_items=closed,
+                            dirty=tuple(i.name for i in fleet.plan.items), pending_updates=summary.pending_updates,
+                            images_by_severity=summary.images_by_severity,
+                            running_workloads=summary.running_workloads), {}
 
     def _wanted(self, plan: Any) -> tuple[set[str], dict[str, str]]:
         """The plan's items the policy rebuilds automatically, and why the others wait."""
@@ -156,25 +177,22 @@ class _Runner:
                 held[item.name] = "policy: " + ", ".join(r.code.value for r in item.reasons)
         return wanted, held
 
-    def plan(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def plan(self) -> tuple[PlanOutput, Inputs]:
         fleet = self._plan(emit_refusals=True)
         wanted, held = self._wanted(fleet.plan)
-        return {"items": [{"name": i.name, "wave": i.wave, "reasons": [r.as_dict() for r in i.reasons],
-                           "after": list(i.after)} for i in fleet.plan.items if i.name in wanted],
-                "held": held, "skipped": [list(s) for s in fleet.plan.skipped],
-                "policy": [row for d in fleet.policy for row in d.records("plan")]}, {}
+        return PlanOutput(items=tuple(PlannedItem(i.name, i.wave, tuple(r.as_dict() for r in i.reasons), tuple(i.after))
+                                      for i in fleet.plan.items if i.name in wanted),
+                          held=held, skipped=tuple(fleet.plan.skipped),
+                          policy=tuple(PolicyRow.from_dict(row) for d in fleet.policy for row in d.records("plan"))), {}
 
-    def build(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def build(self) -> tuple[BuildOutput, Inputs]:
         """Rebuild what is still dirty (verify, sign and publish happen per image inside).
 
         A build step resumed after a kill finds what its earlier attempts built (their build run IDs are
         derived from the run and the attempt): those images are no longer dirty, so they are not rebuilt, but
         their patch items are moved to ``rebuilt`` at the time those builds finished.
         """
-        from dataclasses import replace
-
-        from patchline.build import BuildStatus, rebuild, rebuild_options
-        from patchline.build._buildah import clean_leftovers
+        from patchline.build import BuildStatus, clean_leftovers, rebuild, rebuild_options
 
         run = self.store.run(self.run_id)
         attempt = run.steps[STEPS.index(Step.BUILD)].attempts
@@ -182,27 +200,29 @@ class _Runner:
         fleet = self._plan()
         wanted, _held = self._wanted(fleet.plan)
         plan = replace(fleet.plan, items=tuple(i for i in fleet.plan.items if i.name in wanted))
-        results: list[dict[str, Any]] = []
+        results: list[BuildResult] = []
         built: dict[str, str | None] = {}
-        out: dict[str, Any] = {}
+        build_run: str | None = None
         if plan.items:
             report = rebuild(plan, fleet.graph, self.store, rebuild_options(self.config, say=self.say),
                              hashes=fleet.hashes, progress=self.say, run_id=build_run_id(run, attempt))
-            out.update(run_id=report.run_id, seconds=round(report.seconds, 2))
+            build_run = report.run_id  # (its ``seconds`` are not recorded: the output's are the whole step's)
             this_time = report.results
         else:
             left = clean_leftovers()  # rebuild() does it when there is something to build
             if left:
                 self.say(left.summary())
             this_time = ()
-        for b in (b for name, b in earlier.items() if name not in {r.name for r in this_time}):
+        for name, (b_attempt, b) in earlier.items():
+            if name in {r.name for r in this_time}:
+                continue
             fixed = set(b.verification.get("fixed", []))
             self.store.update_patch_items(b.recipe, items=None if not fixed else [
                 (k, i) for k in ("update", "advisory") for i in fixed], state="rebuilt", digest=b.manifest_digest,
                 when=b.finished_at)
-            results.append({"name": b.recipe, "status": b.status, "digest": b.manifest_digest, "error": b.error,
-                            "seconds": round((b.finished_at - b.started_at).total_seconds(), 2), "timings": {},
-                            "reasons": list(b.reasons), "attempt": _attempt_of(b.run_id)})
+            results.append(BuildResult(name=b.recipe, status=b.status, digest=b.manifest_digest, error=b.error,
+                                       seconds=round((b.finished_at - b.started_at).total_seconds(), 2),
+                                       reasons=tuple(b.reasons), attempt=b_attempt))
             built[b.recipe] = b.manifest_digest
         for r in this_time:
             if r.status is BuildStatus.BUILT:
@@ -212,35 +232,34 @@ class _Runner:
                     digest=r.manifest_digest)
             elif not r.status.ok:
                 self.store.update_patch_items(r.name, state="stuck", why=f"build {r.status}: {r.error}"[:500])
-            results.append({"name": r.name, "status": r.status.value, "digest": r.manifest_digest,
-                            "error": r.error, "seconds": round(r.seconds, 2), "timings": dict(r.timings),
-                            "started": round(r.started, 3), "finished": round(r.finished, 3),
-                            "reasons": [x.as_dict() for x in r.reasons]})
+            results.append(BuildResult(name=r.name, status=r.status.value, digest=r.manifest_digest, error=r.error,
+                                       seconds=round(r.seconds, 2), timings=dict(r.timings),
+                                       reasons=tuple(x.as_dict() for x in r.reasons), started=round(r.started, 3),
+                                       finished=round(r.finished, 3)))
             if r.manifest_digest:
                 built[r.name] = r.manifest_digest
-        return {**out, "results": results}, ({"built": built} if built else {})
+        return BuildOutput(run_id=build_run, results=tuple(results)), ({"built": built} if built else {})
 
-    def _built_before(self, run: RunRow, attempt: int) -> dict[str, BuildRow]:
-        """recipe -> the image an earlier attempt of this run's build step built and recorded (the latest)."""
-        rows = [b for earlier in range(1, attempt)
+    def _built_before(self, run: RunRow, attempt: int) -> dict[str, tuple[int, BuildRow]]:
+        """recipe -> (attempt, the image an earlier attempt of this run's build step built and recorded, the
+        latest)."""
+        rows = [(earlier, b) for earlier in range(1, attempt)
                 for b in self.store.builds(run_id=build_run_id(run, earlier), limit=100_000)]
-        latest: dict[str, BuildRow] = {}
-        for b in sorted(rows, key=lambda b: b.id):
-            latest[b.recipe] = b
-        return {name: b for name, b in latest.items() if b.status == "built"}
+        latest: dict[str, tuple[int, BuildRow]] = {}
+        for earlier, b in sorted(rows, key=lambda row: row[1].id):
+            latest[b.recipe] = (earlier, b)
+        return {name: (earlier, b) for name, (earlier, b) in latest.items() if b.status == "built"}
 
-    def rollout(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def rollout(self) -> tuple[RolloutOutput, Inputs]:
         """Every service whose replicas do not run its recipe's current build gets it (policy permitting)."""
-        from patchline.rollout import make_target, rollout_service
-        from patchline.rollout._engine import _majority_image
-        from patchline.rollout._service import resolve_image
+        from patchline.rollout import majority_image, make_target, resolve_image, rollout_service
 
         policy = self.config.pipeline
         approved = self.store.approvals(self.run_id)
         todo = []
-        out: dict[str, Any] = {}
+        out: dict[str, ServiceRollout] = {}
         if not self.config.services:
-            return {"services": out, "policy": []}, {"deployed": {}}
+            return RolloutOutput(), {"deployed": {}}
         # One target (one signature policy) for every service, and one look at all their replicas.
         target = make_target(self.config)
         seen = target.replicas_of([s.name for s in self.config.services])
@@ -248,38 +267,37 @@ class _Runner:
             try:
                 image = resolve_image(self.config, self.store, service, None)
             except Error as exc:
-                out[service.name] = {"state": "skipped", "why": str(exc)}
+                out[service.name] = ServiceRollout("skipped", why=str(exc))
                 continue
             replicas = seen[service.name]
-            running = _majority_image(replicas)
+            running = majority_image(replicas)
             if running == image and len(replicas) >= service.replicas:
-                out[service.name] = {"state": "current", "image": image}
+                out[service.name] = ServiceRollout("current", image)
                 continue
             if not service.auto_rollout and service.name not in approved:
-                out[service.name] = {"state": "awaiting-approval", "image": image,
-                                     "why": f"awaiting approval (patchline approve {self.run_id})"}
+                out[service.name] = ServiceRollout("awaiting-approval", image,
+                                                   why=f"awaiting approval (patchline approve {self.run_id})")
                 continue
             if _in_quiet_hours(policy.quiet_hours):
-                out[service.name] = {"state": "quiet-hours", "image": image}
+                out[service.name] = ServiceRollout("quiet-hours", image)
                 continue
             todo.append((service, image))
 
-        def one(pair: tuple[Any, str]) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+        def one(pair: tuple[Any, str]) -> tuple[str, ServiceRollout, list[PolicyRow]]:
             service, image = pair
             decided: list[PolicyDecision] = []
-            state: dict[str, Any]
+            state: ServiceRollout
             try:
                 result = rollout_service(self.config, self.store, service.name, to=image, target=target,
                                          progress=self.say, on_decision=decided.append)
             except Error as exc:
-                state = {"state": "refused", "image": image, "why": str(exc)}
+                state = ServiceRollout("refused", image, why=str(exc))
             else:
-                state = {"state": result.state.value, "image": image, "rollout_id": result.rollout_id,
-                         "why": result.reason}
-            return service.name, state, [{**row, "service": service.name} for d in decided
+                state = ServiceRollout(result.state.value, image, why=result.reason, rollout_id=result.rollout_id)
+            return service.name, state, [replace(PolicyRow.from_dict(row), service=service.name) for d in decided
                                          for row in d.records("rollout")]
 
-        decisions: list[dict[str, Any]] = []
+        decisions: list[PolicyRow] = []
         with ThreadPoolExecutor(max_workers=max(1, policy.max_parallel_rollouts)) as pool:
             for name, state, rows in pool.map(one, todo):
                 out[name] = state
@@ -293,10 +311,9 @@ class _Runner:
                                               from_states=outcome.from_states)
             elif outcome.why:
                 self.store.note_patch_why(recipe, why=outcome.why[:500])
-        return ({"services": out, "policy": decisions},
-                {"deployed": {n: s.get("image") for n, s in out.items()}})
+        return RolloutOutput(out, tuple(decisions)), {"deployed": {n: s.image for n, s in out.items()}}
 
-    def report(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def report(self) -> tuple[ReportOutput, Inputs]:
         from patchline.events import deliver_configured
 
         delivery = deliver_configured(self.store, self.config.events)
@@ -309,18 +326,18 @@ class _Runner:
         open_items = [i for i in items if not (i.state in ("deployed", "closed")
                                                or (i.state == "rebuilt" and not i.services))]
         closed = sum(i.state == "closed" for i in items)
-        return {"open": len(open_items), "deployed": len(items) - len(open_items) - closed, "closed": closed,
-                "event_problems": problems,
-                "still_exposed": [{"kind": i.kind, "item": i.item, "recipe": i.recipe, "state": i.state,
-                                   "why": i.why} for i in open_items][:200]}, {}
+        return ReportOutput(open=len(open_items), deployed=len(items) - len(open_items) - closed, closed=closed,
+                            event_problems=tuple(problems),
+                            still_exposed=tuple(StillExposed(i.kind, i.item, i.recipe, i.state, i.why)
+                                                for i in open_items[:200])), {}
 
     # -- driving ---------------------------------------------------------------------
 
-    def step(self, step: Step) -> dict[str, Any]:
+    def step(self, step: Step) -> None:
         run = self.store.run(self.run_id)
         row = next(s for s in run.steps if s.step == step.value)
         if row.state == "done":
-            return {**row.output}
+            return
         dead = [row.owner] if row.owner and owner_dead(row.owner) else []
         if not self.store.claim_step(self.run_id, step.value, owner=self.owner, lease_seconds=self.lease,
                                      dead_owners=dead):
@@ -333,18 +350,17 @@ class _Runner:
         t0 = time.monotonic()
         try:
             with keep:
-                work: Callable[[], tuple[dict[str, Any], dict[str, Any]]] = getattr(self, step.value)
-                output, inputs = work()
+                output, inputs = _STEP_WORK[step](self)
         except Error as exc:
+            failed = FailedStep(str(exc), round(time.monotonic() - t0, 2))
             self.store.finish_step(self.run_id, step.value, owner=self.owner, state="failed",
-                                   output={"error": str(exc), "seconds": round(time.monotonic() - t0, 2)})
+                                   output=failed.as_dict())
             raise
-        output["seconds"] = round(time.monotonic() - t0, 2)
-        self.store.finish_step(self.run_id, step.value, owner=self.owner, state="done", output=output,
+        done = replace(output, seconds=round(time.monotonic() - t0, 2))
+        self.store.finish_step(self.run_id, step.value, owner=self.owner, state="done", output=done.as_dict(),
                                inputs=inputs)
         if os.environ.get(CRASH_AFTER_STEP) == step.value:
             os.kill(os.getpid(), signal.SIGKILL)
-        return output
 
     def drive(self) -> RunRow:
         for step in STEPS:
@@ -364,10 +380,9 @@ class _Runner:
                 self.deliver_quietly()
                 return self.store.run(self.run_id)
         run = self.store.run(self.run_id)
-        waiting = [n for n, s in run.steps[STEPS.index(Step.ROLLOUT)].output.get("services", {}).items()
-                   if s.get("state") == "awaiting-approval"]
+        waiting = output_of(run, RolloutOutput).awaiting_approval()
         # Every step ran (one failed image never stops the others), but a fix that is not out fails the run.
-        failure = build_failure(run.steps[STEPS.index(Step.BUILD)].output.get("results", []))
+        failure = output_of(run, BuildOutput).failure()
         state = "failed" if failure else "awaiting-approval" if waiting else "succeeded"
         error = f"{Step.BUILD.value}: {failure}" if failure else ""
         data: dict[str, Any] = {"run_id": self.run_id, "state": state, "awaiting_approval": waiting}
@@ -386,6 +401,17 @@ class _Runner:
             deliver_configured(self.store, self.config.events)
         except Error as exc:
             self.say(f"events: {exc}")
+
+
+# What each step does, in one table: the runner claims the step, runs this, and records its output.
+_STEP_WORK: Mapping[Step, Callable[[_Runner], tuple[StepOutput, Inputs]]] = {
+    Step.DETECT: _Runner.detect,
+    Step.ASSESS: _Runner.assess,
+    Step.PLAN: _Runner.plan,
+    Step.BUILD: _Runner.build,
+    Step.ROLLOUT: _Runner.rollout,
+    Step.REPORT: _Runner.report,
+}
 
 
 class _LeaseKeeper:
@@ -426,7 +452,7 @@ class RecipeOutcome:
 _DONE = ("current", "succeeded")
 
 
-def recipe_outcomes(services: Sequence[ServiceConfig], out: Mapping[str, Mapping[str, Any]]
+def recipe_outcomes(services: Sequence[ServiceConfig], out: Mapping[str, ServiceRollout]
                     ) -> dict[str, RecipeOutcome]:
     """Each recipe's outcome from its services' (``out``: service -> the rollout step's state for it).
 
@@ -434,28 +460,28 @@ def recipe_outcomes(services: Sequence[ServiceConfig], out: Mapping[str, Mapping
     recipe, the first to succeed does not make the item patched while the other still runs the old image.
     A refusal or a failed rollout of any of them makes the items stuck, naming the service.
     """
-    by_recipe: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    by_recipe: dict[str, list[tuple[str, ServiceRollout]]] = {}
     for service in services:
         if service.name in out:
             by_recipe.setdefault(service.image, []).append((service.name, out[service.name]))
     outcomes: dict[str, RecipeOutcome] = {}
     for recipe, states in by_recipe.items():
-        refused = [(n, s) for n, s in states if s.get("state") == "refused"]
-        failed = [(n, s) for n, s in states if s.get("state") not in (*_DONE, "refused", "awaiting-approval",
-                                                                       "quiet-hours", "skipped")]
-        images = {s.get("image") for _n, s in states}
+        refused = [(n, s) for n, s in states if s.state == "refused"]
+        failed = [(n, s) for n, s in states if s.state not in (*_DONE, "refused", "awaiting-approval",
+                                                                "quiet-hours", "skipped")]
+        images = {s.image for _n, s in states}
         if refused:
             name, s = refused[0]
-            outcomes[recipe] = RecipeOutcome("stuck", f"rollout refused ({name}): {s.get('why', '')}",
+            outcomes[recipe] = RecipeOutcome("stuck", f"rollout refused ({name}): {s.why or ''}",
                                              from_states=("rebuilt", "open"))
         elif failed:
             name, s = failed[0]
-            outcomes[recipe] = RecipeOutcome("stuck", f"rollout {s.get('state')} ({name}): {s.get('why', '')}")
-        elif all(s.get("state") in _DONE for _n, s in states) and len(images) == 1:
+            outcomes[recipe] = RecipeOutcome("stuck", f"rollout {s.state} ({name}): {s.why or ''}")
+        elif all(s.state in _DONE for _n, s in states) and len(images) == 1:
             outcomes[recipe] = RecipeOutcome("deployed", digest=digest_of(str(images.pop())))
         else:
-            waiting = [s["why"] for _n, s in states if s.get("state") == "awaiting-approval" and s.get("why")]
-            if not waiting and any(s.get("state") == "quiet-hours" for _n, s in states):
+            waiting = [s.why for _n, s in states if s.state == "awaiting-approval" and s.why]
+            if not waiting and any(s.state == "quiet-hours" for _n, s in states):
                 waiting = ["quiet hours: rolled out when they end"]
             outcomes[recipe] = RecipeOutcome("", waiting[0] if waiting else "")
     return outcomes
@@ -475,30 +501,6 @@ def _in_quiet_hours(windows: Sequence[str], now: dt.datetime | None = None) -> b
 def build_run_id(run: RunRow, attempt: int) -> str:
     """The build run of one attempt of a run's build step (builds are recorded, and their logs kept, under it)."""
     return f"{run.started_at:%Y%m%dT%H%M%SZ}-run{run.id}.{attempt}"
-
-
-def _attempt_of(build_run: str) -> int | None:
-    _, _, attempt = build_run.rpartition(".")
-    return int(attempt) if attempt.isdigit() else None
-
-
-_NOT_BUILT = ("failed", "verify-failed", "blocked")
-
-
-def build_failure(results: Sequence[Mapping[str, Any]]) -> str:
-    """What failed in a build step (its output's ``results``): ``""`` when every image it needed is fine.
-
-    Any image that failed, failed verification or was blocked by a failed base fails the run: its fix is not
-    out, and the one line says which images and why (each image's error names the tool's own error line).
-    """
-    bad = [r for r in results if r.get("status") in _NOT_BUILT]
-    if not bad:
-        return ""
-    failed = sum(r.get("status") != "blocked" for r in bad)
-    head = f"{failed} of {len(results)} image(s) failed" + (f", {len(bad) - failed} blocked" if failed < len(bad)
-                                                            else "")
-    return head + ": " + "; ".join(f"{r.get('name')} {r.get('status')}: {str(r.get('error', ''))[:600]}"
-                                   for r in bad)
 
 
 def _summary(run: RunRow) -> dict[str, Any]:
@@ -526,9 +528,7 @@ def approve(config: Config, store: Store, run_id: int, services: Sequence[str], 
             progress: Say | None = None) -> RunRow:
     """Approve services' rollouts in a run waiting for it, and finish the run."""
     run = store.run(run_id)
-    waiting = {n for n, s in run.steps[STEPS.index(Step.ROLLOUT)].output.get("services", {}).items()
-               if s.get("state") == "awaiting-approval"} if run.steps else set()
-    names = list(services) or sorted(waiting)
+    names = list(services) or sorted(output_of(run, RolloutOutput).awaiting_approval())
     if not names:
         raise StoreError(f"run {run_id} waits for no approval")
     for name in names:

@@ -15,7 +15,6 @@ rollout, ``check_image`` (``max-fixable-severity``, ``denied-packages``, ``pendi
 ``required-runtime``).
 """
 
-from patchline.policy._image import image_policy
 from patchline.policy._rules import (
     RULES,
     BaseFacts,
@@ -27,4 +26,4 @@ from patchline.policy._rules import (
 )
 
 __all__ = ["RULES", "BaseFacts", "PendingSecurityUpdate", "PolicyDecision", "Verdict", "check_bases",
-           "check_image", "image_policy"]
+           "check_image"]

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from patchline._config import PolicyConfig, PolicyException
-from patchline.assess.model import Severity
+from patchline._findings import Severity
 
 RULES = ("allowed-bases", "base-age", "base-signed", "max-fixable-severity", "denied-packages",
          "pending-update-age", "required-runtime", "required-attestations", "denied-licenses")

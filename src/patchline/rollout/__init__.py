@@ -13,22 +13,27 @@ from patchline.rollout._engine import (
     RolloutPlan,
     RolloutResult,
     check_promotable,
+    digest_of,
+    majority_image,
     resume,
     resume_all,
     roll_out,
 )
 from patchline.rollout._podman import PodmanTarget
+from patchline.rollout._policy import image_policy
+from patchline.rollout._resolve import service_config, service_spec
 from patchline.rollout._service import (
     ReplicaStatus,
     ServiceStatus,
+    check_rollout_policy,
+    image_bases,
     make_target,
     resolve_image,
     resume_service_rollouts,
     rollback_service,
+    rollout_decision,
     rollout_plan,
     rollout_service,
-    service_config,
-    service_spec,
     service_status,
 )
 from patchline.rollout.interface import (
@@ -42,7 +47,9 @@ from patchline.rollout.interface import (
     RolloutTarget,
     ServiceSpec,
     Strategy,
+    TargetKind,
 )
+from patchline.rollout.list import TARGET_KINDS, target_kind
 
 __all__ = [
     "LABEL_IMAGE",
@@ -50,6 +57,7 @@ __all__ = [
     "LABEL_ROLLOUT",
     "LABEL_SERVICE",
     "STALE_SECONDS",
+    "TARGET_KINDS",
     "PodmanTarget",
     "Probe",
     "Replica",
@@ -61,7 +69,13 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatus",
     "Strategy",
+    "TargetKind",
     "check_promotable",
+    "check_rollout_policy",
+    "digest_of",
+    "image_bases",
+    "image_policy",
+    "majority_image",
     "make_target",
     "owner_id",
     "resolve_image",
@@ -70,9 +84,11 @@ __all__ = [
     "resume_service_rollouts",
     "roll_out",
     "rollback_service",
+    "rollout_decision",
     "rollout_plan",
     "rollout_service",
     "service_config",
     "service_spec",
     "service_status",
+    "target_kind",
 ]

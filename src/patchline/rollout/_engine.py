@@ -60,6 +60,11 @@ class RolloutResult:
     def ok(self) -> bool:
         return self.state is RolloutState.SUCCEEDED
 
+    def as_dict(self) -> dict[str, object]:
+        return {"rollout_id": self.rollout_id, "service": self.service, "state": self.state.value,
+                "from_image": self.from_image, "to_image": self.to_image, "reason": self.reason,
+                "timings": dict(self.timings)}
+
 
 def digest_of(image: str | None) -> str | None:
     return image.rpartition("@")[2] if image and "@" in image else None
@@ -315,7 +320,7 @@ def _short(image: str | None) -> str:
     return f"{repo.rpartition('/')[2]}@{digest[:19]}" if digest else repo
 
 
-def _majority_image(replicas: Sequence[Replica]) -> str | None:
+def majority_image(replicas: Sequence[Replica]) -> str | None:
     counts: dict[str, int] = {}
     for r in replicas:
         counts[r.image] = counts.get(r.image, 0) + 1
@@ -341,7 +346,7 @@ def roll_out(store: Store, target: RolloutTarget, plan: RolloutPlan, *, progress
     check_promotable(store, plan.to_image)
     current = [r for r in target.replicas(plan.spec.name) if r.index < plan.spec.replicas]
     by_index = {r.index: r.image for r in current}
-    from_image = _majority_image(current)
+    from_image = majority_image(current)
     if from_image == plan.to_image and len(current) == plan.spec.replicas and all(r.running for r in current):
         say(f"{plan.spec.name}: already on {_short(plan.to_image)}")
     timings = {"pull": 0.0}

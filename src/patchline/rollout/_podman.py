@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from patchline._host import run_tool, stderr_tail
 from patchline._http import tls_context
 from patchline._least_privilege import env_file, least_privilege_flags
 from patchline.errors import Error, HostError, SignatureRefused
 from patchline.oci import parse_image_ref
+from patchline.rollout._resolve import service_repository
 from patchline.rollout.interface import (
     LABEL_IMAGE,
     LABEL_REPLICA,
@@ -43,9 +45,10 @@ from patchline.rollout.interface import (
     Replica,
     ServiceSpec,
 )
-from patchline.sign._simple import pull_verified
+from patchline.sign import pull_verified
 
 if TYPE_CHECKING:
+    from patchline._config import Config, ServiceConfig
     from patchline.store import Store
 
 __all__ = [
@@ -96,6 +99,35 @@ class PodmanTarget:
         self._pull = pull or pull_verified
         self._stop_timeout = stop_timeout
         self._client: httpx.Client | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, services: Sequence[ServiceConfig], *, pulls: bool = True) -> PodmanTarget:
+        """The target ``[rollout] target = "podman"`` names: pulls go through patchline's signature policy for the
+        repositories of ``services`` (unless ``[rollout] require_signature`` is off, or ``pulls`` is False: a
+        target that only looks and probes)."""
+        insecure = frozenset(config.registries.insecure)
+        if not pulls or not config.rollout.require_signature:
+            return cls(policy=None, insecure=insecure)
+        from functools import partial
+
+        from patchline.sign import (
+            load_keys,
+            lookaside_dir,
+            pull_verified,
+            registries_d_dir,
+            write_policy,
+            write_registries_d,
+        )
+
+        keys = load_keys(config.sign)
+        scopes = sorted({service_repository(config, s.image) for s in services})
+        policy = write_policy(config.sign, keys, scopes=scopes)
+        lookaside = lookaside_dir(config.sign)
+        for scope in scopes:
+            write_registries_d(config.sign, scope=scope, lookaside=lookaside)
+        # The pulls read patchline's own registries.d (where the signatures' lookaside store is declared).
+        return cls(policy=policy, insecure=insecure,
+                   pull=partial(pull_verified, registries_d=registries_d_dir(config.sign)))
 
     def __enter__(self) -> PodmanTarget:
         return self
@@ -153,7 +185,7 @@ class PodmanTarget:
         if proc.returncode != 0:
             # A run that fails to start (a port in use) leaves its container created: free the slot.
             _podman(["podman", "rm", "--force", "--ignore", name], check=False)
-            raise HostError(f"podman run of {name} failed: {_tail(proc.stderr)}", detail=proc.stderr)
+            raise HostError(f"podman run of {name} failed: {stderr_tail(proc.stderr)}", detail=proc.stderr)
         container_id = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         if not _HEX64.match(container_id):
             raise HostError(f"podman run printed no container ID for {name}",
@@ -170,7 +202,7 @@ class PodmanTarget:
 
     def record_running(self, store: Store) -> None:
         """This host's running containers into the store's workloads (podman discovery)."""
-        from patchline.fleet._discover import discover_podman
+        from patchline.fleet import discover_podman
 
         discover_podman(store)
 
@@ -295,7 +327,7 @@ def _pull(reference: str, *, policy: Path | None, insecure: bool) -> str:
     argv.append(reference)
     proc = _podman(argv, timeout=_PULL_TIMEOUT, check=False)
     if proc.returncode != 0:
-        message = _tail(proc.stderr)
+        message = stderr_tail(proc.stderr)
         if _REFUSED.search(proc.stderr):
             by = policy or "the host's signature policy"
             raise SignatureRefused(f"{reference} refused by {by}: {message}", detail=proc.stderr)
@@ -402,23 +434,5 @@ def _transport_error(exc: httpx.TransportError, timeout: float) -> str:
 def _podman(argv: Sequence[str], *, timeout: float = _TIMEOUT, check: bool = True,
             tolerate: re.Pattern[str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run podman; with ``check`` a failure raises HostError unless its stderr matches ``tolerate``."""
-    try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except FileNotFoundError as exc:
-        raise HostError("podman is not installed") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise HostError(f"{shlex.join(argv[:3])} did not finish within {timeout:g} s") from exc
-    except OSError as exc:
-        raise HostError(f"cannot run podman: {exc.strerror}") from exc
-    if check and proc.returncode != 0 and (tolerate is None or not tolerate.search(proc.stderr)):
-        raise HostError(f"{shlex.join(argv[:3])} failed: {_tail(proc.stderr)}", detail=proc.stderr)
-    return proc
-
-
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if not lines:
-        return "no message"
-    return lines[-1].removeprefix("Error: ")
-
+    return run_tool(argv, what=shlex.join(argv[:3]), missing="podman is not installed", timeout=timeout, check=check,
+                    tolerate=tolerate)

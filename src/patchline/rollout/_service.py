@@ -8,46 +8,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from patchline._config import Config, ServiceConfig
-from patchline.errors import ConfigError, Error, PolicyDenied, RolloutError
+from patchline.errors import Error, PolicyDenied, RolloutError
 from patchline.rollout._engine import RolloutPlan, RolloutResult, digest_of, resume, roll_out
-from patchline.rollout.interface import Probe, Replica, RolloutTarget, ServiceSpec, Strategy
+from patchline.rollout._resolve import service_config, service_repository, service_spec
+from patchline.rollout.interface import Probe, Replica, RolloutTarget, Strategy
+from patchline.rollout.list import target_kind
 from patchline.store import RolloutRow, Store
 
 if TYPE_CHECKING:
     from patchline.policy import PendingSecurityUpdate, PolicyDecision
 
 
-def service_config(config: Config, name: str) -> ServiceConfig:
-    for service in config.services:
-        if service.name == name:
-            return service
-    known = ", ".join(s.name for s in config.services) or "none"
-    raise ConfigError(f"no service {name!r} in [[services]] (configured: {known})")
-
-
-def _repository(config: Config, image: str) -> str:
-    """A recipe name becomes the repository its target pushes to; anything else is a repository already."""
-    from patchline.build import load_recipes
-    from patchline.fleet._discover import split_reference
-
-    if "/" not in image and config.images:
-        for recipe in load_recipes(config):
-            if recipe.name == image:
-                return split_reference(recipe.target)[0]
-    return split_reference(image)[0]
-
-
-def service_spec(config: Config, service: ServiceConfig) -> ServiceSpec:
-    return ServiceSpec(name=service.name, repository=_repository(config, service.image), replicas=service.replicas,
-                       port=service.port, host_port=service.host_port, env=dict(service.env),
-                       command=service.command, podman_args=service.podman_args, health=service.health,
-                       capabilities=service.capabilities, memory=service.memory, pids_limit=service.pids_limit,
-                       userns_auto=service.userns_auto, runtime=service.runtime)
-
-
 def resolve_image(config: Config, store: Store, service: ServiceConfig, to: str | None) -> str:
     """``repository@digest`` to roll out: ``--to`` (a digest or a full reference), else the recipe's current build."""
-    repository = _repository(config, service.image)
+    repository = service_repository(config, service.image)
     if to:
         if to.startswith("sha256:"):
             return f"{repository}@{to}"
@@ -73,7 +47,7 @@ def check_repository(service: ServiceConfig, repository: str, image: str) -> Non
 def _recipes_building(config: Config, repository: str) -> list[str]:
     """The recipes of ``[[images]]`` whose target is in ``repository``."""
     from patchline.build import load_recipes
-    from patchline.fleet._discover import split_reference
+    from patchline.oci import split_reference
 
     if not config.images:
         return []
@@ -109,7 +83,7 @@ def image_bases(config: Config, store: Store, image: str) -> tuple[tuple[str, ..
 def _pending_security(store: Store, config_digest: str, recipes: Sequence[str]) -> list[PendingSecurityUpdate]:
     """The image's pending security updates, each with the day a patch run first saw it pending for one of
     ``recipes`` (its open patch item; the pending-updates table keeps only the latest assessment's time)."""
-    from patchline.build._plan import is_security
+    from patchline.build import is_security
     from patchline.policy import PendingSecurityUpdate
 
     rows = [p for p in store.pending_for([config_digest]).get(config_digest, []) if is_security(p)]
@@ -136,7 +110,7 @@ def rollout_decision(config: Config, store: Store, image: str, *, service: str |
     today = _clock.today()
     repository = image.partition("@")[0]
     services = [s for s in config.services if (s.name == service if service else
-                                               _repository(config, s.image) == repository)]
+                                               service_repository(config, s.image) == repository)]
     bases, _recipes, bases_unknown = (image_bases(config, store, image) if policy.require_runsc_for_bases
                                       else ((), (), ""))
     fixable: list[tuple[str, str, int]] = []
@@ -206,27 +180,14 @@ def rollout_plan(config: Config, service: ServiceConfig, to_image: str, *, strat
                        bake_seconds=service.bake_seconds)
 
 
-def make_target(config: Config, *, services: Sequence[ServiceConfig] = ()) -> RolloutTarget:
-    """The podman target, pulling through patchline's signature policy for the services' repositories."""
-    from patchline.rollout._podman import PodmanTarget
+def make_target(config: Config, *, services: Sequence[ServiceConfig] = (), pulls: bool = True) -> RolloutTarget:
+    """The target ``[rollout] target`` names, pulling through patchline's signature policy for the repositories of
+    ``services`` (default: every service of ``[[services]]``).
 
-    insecure = frozenset(config.registries.insecure)
-    if not config.rollout.require_signature:
-        return PodmanTarget(policy=None, insecure=insecure)
-    from functools import partial
-
-    from patchline.sign import load_keys, lookaside_dir, pull_verified, write_policy, write_registries_d
-    from patchline.sign._simple import registries_d_dir
-
-    keys = load_keys(config.sign)
-    scopes = sorted({_repository(config, s.image) for s in (services or config.services)})
-    policy = write_policy(config.sign, keys, scopes=scopes)
-    lookaside = lookaside_dir(config.sign)
-    for scope in scopes:
-        write_registries_d(config.sign, scope=scope, lookaside=lookaside)
-    # The pulls read patchline's own registries.d (where the signatures' lookaside store is declared).
-    return PodmanTarget(policy=policy, insecure=insecure,
-                        pull=partial(pull_verified, registries_d=registries_d_dir(config.sign)))
+    ``pulls=False`` is for a caller that only looks and probes (``patchline status``): no key is read and no
+    policy written, so the target must not be asked to pull.
+    """
+    return target_kind(config.rollout.target).from_config(config, services or config.services, pulls=pulls)
 
 
 def rollout_service(config: Config, store: Store, name: str, *, to: str | None = None, strategy: str | None = None,
@@ -247,7 +208,7 @@ def rollback_service(config: Config, store: Store, name: str, *, target: Rollout
     last = store.last_rollout(name, state="succeeded")
     if last is None or not last.from_image:
         raise RolloutError(f"{name}: no earlier image to roll back to")
-    check_repository(service, _repository(config, service.image), last.from_image)  # the store is not trusted
+    check_repository(service, service_repository(config, service.image), last.from_image)  # the store is not trusted
     plan = rollout_plan(config, service, last.from_image, strategy="rolling")
     return roll_out(store, target or make_target(config, services=[service]), plan,
                     progress=progress if callable(progress) else None)
@@ -259,7 +220,7 @@ def resume_service_rollouts(config: Config, store: Store, *, target: RolloutTarg
     out = []
     for row in store.rollouts(unfinished=True):
         service = service_config(config, row.service)
-        repository = _repository(config, service.image)
+        repository = service_repository(config, service.image)
         for image in (row.to_image, row.from_image):
             if image:
                 check_repository(service, repository, image)  # the store is not trusted

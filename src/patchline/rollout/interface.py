@@ -4,6 +4,10 @@ A :class:`RolloutTarget` runs replicas of a service (podman on this host is the
 embedded default). The rollout engine asks it to start, check, replace and
 remove replicas; the engine owns the order, the health gates and the durable
 record, so a killed patchline resumes where it stopped.
+
+Each kind of target is a class with a ``from_config`` constructor (:class:`TargetKind`),
+a sibling module of this one, listed in ``rollout/list.py`` under the name
+``[rollout] target`` gives it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ LABEL_ROLLOUT = "io.patchline.rollout"  # the rollout id that started it
 LABEL_RUNTIME = "io.patchline.runtime"  # "runsc" under gVisor; absent: podman's default runtime
 
 if TYPE_CHECKING:
+    from patchline._config import Config, ServiceConfig
     from patchline.store import Store
 
 
@@ -122,4 +127,15 @@ class RolloutTarget(Protocol):
     def record_running(self, store: Store) -> None:
         """Record in the store what runs on the target now, so that the fleet views (``fleet``, ``where``,
         ``advisory``, ``report``) name the digests a rollout or rollback just deployed."""
+        ...
+
+
+class TargetKind(Protocol):
+    """A kind of rollout target: its class, built from ``patchline.toml``."""
+
+    def from_config(self, config: Config, services: Sequence[ServiceConfig], *, pulls: bool = True) -> RolloutTarget:
+        """The target for ``services`` (pulls go through the signature policy for their repositories).
+
+        ``pulls=False``: the caller only looks and probes; nothing is set up for pulling.
+        """
         ...

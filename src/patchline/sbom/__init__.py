@@ -9,10 +9,13 @@
 from __future__ import annotations
 
 from patchline.errors import SbomError
-from patchline.sbom.interface import SbomFormat, SbomWriter, render_sbom, write_sbom
+from patchline.sbom._render import render_sbom, write_sbom
+from patchline.sbom.interface import SbomFormat, SbomWriter
 from patchline.sbom.json import load_inventory_json
+from patchline.sbom.list import SBOM_WRITERS
 
 __all__ = [
+    "SBOM_WRITERS",
     "SbomError",
     "SbomFormat",
     "SbomWriter",

@@ -12,8 +12,8 @@ same bytes:
 - every purl is parsed (:func:`canonical_purl`) and a bad one is an
   :class:`SbomError` naming the package, never a library's stack trace.
 
-Writers are sibling modules (``json``, ``cyclonedx``, ``spdx``), chosen by
-:class:`SbomFormat` in :func:`_writer`.
+Writers are sibling modules (``json``, ``cyclonedx``, ``spdx``), listed by
+:class:`SbomFormat` in ``sbom/list.py``; :func:`~patchline.sbom.render_sbom` writes one.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ import importlib.metadata
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Protocol, TextIO, assert_never
+from typing import Protocol, assert_never
 
 from packageurl import PackageURL
 
-from patchline import _clock
 from patchline._model import Inventory, Layer, Package, Purl
 from patchline.errors import SbomError
 
@@ -42,11 +41,9 @@ __all__ = [
     "layer_by_index",
     "package_layers",
     "package_order",
-    "render_sbom",
     "short_hash",
     "tool_version",
     "utc_timestamp",
-    "write_sbom",
 ]
 
 TOOL_NAME = "patchline"
@@ -73,7 +70,7 @@ class SbomFormat(enum.StrEnum):
 
 
 class SbomWriter(Protocol):
-    """One SBOM format. Implementations are sibling modules of this one."""
+    """One SBOM format. Implementations are sibling modules of this one, listed in ``sbom/list.py``."""
 
     @property
     def format(self) -> SbomFormat:
@@ -84,73 +81,6 @@ class SbomWriter(Protocol):
 
         Raise :class:`SbomError` if the inventory cannot be written.
         """
-
-
-def render_sbom(
-    inventory: Inventory, fmt: SbomFormat | str, *, created: datetime | None = None
-) -> str:
-    """Render ``inventory`` as an SBOM document in format ``fmt``.
-
-    ``created`` is the document's timestamp (default: now); it must be
-    timezone-aware. Raises :class:`SbomError` for an unknown format or an
-    inventory that cannot be written (an invalid purl, a dangling layer index).
-    """
-    writer = _writer(_as_format(fmt))
-    when = _as_utc(created)
-    return writer.render(inventory, created=when)
-
-
-def write_sbom(
-    inventory: Inventory,
-    fmt: SbomFormat | str,
-    stream: TextIO,
-    *,
-    created: datetime | None = None,
-) -> None:
-    """Write ``inventory`` as an SBOM document in format ``fmt`` to ``stream``.
-
-    The document is rendered completely before the first byte is written, so a
-    failure leaves ``stream`` untouched.
-    """
-    stream.write(render_sbom(inventory, fmt, created=created))
-
-
-def _as_format(fmt: SbomFormat | str) -> SbomFormat:
-    try:
-        return SbomFormat(fmt)
-    except ValueError:
-        known = ", ".join(f.value for f in SbomFormat)
-        raise SbomError(f"unknown SBOM format {fmt!r} (known: {known})") from None
-
-
-def _writer(fmt: SbomFormat) -> SbomWriter:
-    # The one list of writers (STYLE.md 4). Imported here, not at the top, because
-    # cyclonedx-python-lib and spdx-tools take most of a second to import and a
-    # run needs at most one of them.
-    match fmt:
-        case SbomFormat.JSON:
-            from patchline.sbom.json import InventoryJsonWriter
-
-            return InventoryJsonWriter()
-        case SbomFormat.CYCLONEDX:
-            from patchline.sbom.cyclonedx import CycloneDxWriter
-
-            return CycloneDxWriter()
-        case SbomFormat.SPDX:
-            from patchline.sbom.spdx import SpdxWriter
-
-            return SpdxWriter()
-        case _:
-            assert_never(fmt)
-
-
-def _as_utc(created: datetime | None) -> datetime:
-    if created is None:
-        created = _clock.now()
-    if created.tzinfo is None or created.utcoffset() is None:
-        raise SbomError(f"the SBOM timestamp {created.isoformat()} has no time zone")
-    # SPDX and CycloneDX timestamps carry seconds, not microseconds.
-    return created.astimezone(UTC).replace(microsecond=0)
 
 
 def utc_timestamp(when: datetime) -> str:

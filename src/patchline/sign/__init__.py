@@ -22,7 +22,7 @@ from patchline.errors import SignError
 from patchline.oci import RegistryWriter
 from patchline.sign._attach import attach_sbom, fetch_sbom, referrers
 from patchline.sign._cosign import sign_cosign, verify_cosign
-from patchline.sign._keys import default_keys_dir, generate_keys, load_keys, stop_agent
+from patchline.sign._keys import default_keys_dir, generate_keys, key_uid, load_keys, stop_agent
 from patchline.sign._provenance import (
     attach_provenance,
     attestation_tag,
@@ -37,6 +37,7 @@ from patchline.sign._simple import (
     parse_repository,
     policy_path,
     pull_verified,
+    registries_d_dir,
     remove_policy_scope,
     remove_registries_d_scope,
     sign_image,
@@ -72,6 +73,7 @@ __all__ = [
     "dsse_envelope",
     "fetch_sbom",
     "generate_keys",
+    "key_uid",
     "list_signatures",
     "load_keys",
     "lookaside_dir",
@@ -80,6 +82,7 @@ __all__ = [
     "provenance_statement",
     "pull_verified",
     "referrers",
+    "registries_d_dir",
     "remove_policy_scope",
     "remove_registries_d_scope",
     "sign_cosign",

@@ -23,13 +23,14 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from patchline._config import SignConfig
+from patchline._host import run_tool
+from patchline._paths import data_home
 from patchline.errors import HostError, SignError
 from patchline.sign.interface import SigningKeys
 
@@ -40,7 +41,6 @@ __all__ = [
     "gpg_environment",
     "key_uid",
     "load_keys",
-    "run_tool",
     "stop_agent",
 ]
 
@@ -53,14 +53,6 @@ _KEYS_SCHEMA = "patchline/keys/v1"
 _FINGERPRINT = re.compile(r"^[0-9A-F]{40}([0-9A-F]{24})?$")  # v4 (SHA-1) or v5 (SHA-256) fingerprints
 
 
-def data_home() -> Path:
-    """``$XDG_DATA_HOME/patchline``, else ``~/.local/share/patchline``."""
-    base = os.environ.get("XDG_DATA_HOME")
-    # The XDG spec says a relative value is invalid and must be ignored.
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
-    return root / "patchline"
-
-
 def default_keys_dir(config: SignConfig) -> Path:
     """The key directory: ``config.keyring``, else ``$XDG_DATA_HOME/patchline/keys``."""
     return (config.keyring.expanduser() if config.keyring is not None else data_home() / "keys").absolute()
@@ -71,19 +63,6 @@ def gpg_environment(gnupg_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "GPG_AGENT_INFO"}
     env["GNUPGHOME"] = str(gnupg_home)
     return env
-
-
-def run_tool(command: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 120,
-             what: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a host tool; a missing tool or a timeout is a :class:`HostError` (the exit status is the caller's)."""
-    label = what or command[0]
-    try:
-        return subprocess.run(list(command), capture_output=True, text=True, env=dict(env) if env else None,
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-    except FileNotFoundError as exc:
-        raise HostError(f"{command[0]} is not installed: run scripts/setup-host.sh") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise HostError(f"{label} did not finish within {timeout:.0f} s") from exc
 
 
 def _last_line(text: str) -> str:
@@ -239,9 +218,8 @@ def _kill_agent(home: Path) -> None:
     # gpg starts an agent per home on first use and it outlives us; gpgconf stops the one for this home only.
     if not home.is_dir() or shutil.which("gpgconf") is None:
         return
-    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True,
-                       env=gpg_environment(home), timeout=15, stdin=subprocess.DEVNULL, check=False)
+    with contextlib.suppress(HostError):
+        run_tool(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], env=gpg_environment(home), timeout=15)
 
 
 def stop_agent(keys: SigningKeys) -> None:

@@ -31,8 +31,10 @@ from typing import Any
 import yaml
 
 from patchline._config import SignConfig
+from patchline._host import run_tool
+from patchline._paths import data_home
 from patchline.errors import HostError, SignatureRefused, SignError
-from patchline.sign._keys import data_home, gpg_environment, run_tool
+from patchline.sign._keys import gpg_environment
 from patchline.sign.interface import SigningKeys
 
 __all__ = [

@@ -44,6 +44,12 @@ class SigningKeys:
     cosign_private_key: Path  # directory/cosign.key: PKCS#8 PEM, ECDSA P-256
     cosign_public_key: Path  # directory/cosign.pub: PEM, what `cosign verify --key` takes
 
+    def as_dict(self, *, uid: str | None) -> dict[str, str | None]:
+        """The keys as ``patchline keys show --json`` prints them; ``uid`` is the GPG key's user ID."""
+        return {"directory": str(self.directory), "fingerprint": self.fingerprint, "uid": uid,
+                "gnupg_home": str(self.gnupg_home), "gpg_public_key": str(self.gpg_public_key),
+                "cosign_private_key": str(self.cosign_private_key), "cosign_public_key": str(self.cosign_public_key)}
+
 
 @dataclass(frozen=True, slots=True)
 class SignedImage:

@@ -8,21 +8,29 @@ Typical use::
         hits = store.where("liblzma5", version_below="5.4.1-1+deb12u2")
 """
 
-from patchline.store._builds import BuildRow, FixableRow, PendingRow
 from patchline.store._engine import current_revision, default_db_url, head_revision, upgrade
-from patchline.store._outbox import SinkRow, add_events
-from patchline.store._rollouts import ReplicaRow, RolloutRow, UnpromotableRow
-from patchline.store._runs import PatchItemRow, RunRow, StepRow
-from patchline.store._store import Store, chain_ids, image_scopes, open_store
+from patchline.store._images import chain_ids, image_scopes
+from patchline.store._outbox import add_events
+from patchline.store._store import Store, open_store
 from patchline.store.model import (
     AdvisoryHit,
     AdvisoryReport,
+    BuildRow,
     ExposureRow,
+    FixableRow,
     FleetSummary,
     ImageRow,
     IngestResult,
+    PatchItemRow,
     PendingRefresh,
+    PendingRow,
     RefreshResult,
+    ReplicaRow,
+    RolloutRow,
+    RunRow,
+    SinkRow,
+    StepRow,
+    UnpromotableRow,
     WhereHit,
     WorkloadRow,
     WorkloadSync,

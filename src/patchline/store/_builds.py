@@ -1,69 +1,23 @@
-"""Build records and what a rebuild plan asks of the store: current builds, pending updates, fixable findings."""
+"""Build records: what was built from which recipe, and each recipe's current build."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select
+from sqlalchemy import Connection, func, insert, select
 
-from patchline.events.interface import EventDraft
+from patchline._eventdata import EventDraft
+from patchline.store._database import Database
 from patchline.store._outbox import add_events
 from patchline.store._rollouts import insert_unpromotable
-from patchline.store._schema import Advisory, Build, Finding, Image, ImagePackage, PackageName, PendingUpdate, Version
+from patchline.store._schema import Build
+from patchline.store._sql import utc
+from patchline.store.model import BuildRow
 
-_CHUNK = 500
 GOOD = ("built", "unchanged")
-
-
-@dataclass(frozen=True, slots=True)
-class BuildRow:
-    """One stored build."""
-
-    id: int
-    run_id: str
-    recipe: str
-    kind: str
-    status: str
-    reasons: tuple[dict[str, Any], ...]
-    target: str
-    input_hash: str
-    bases: Mapping[str, str]
-    config_digest: str | None
-    manifest_digest: str | None
-    previous_config_digest: str | None
-    verification: Mapping[str, Any]
-    error: str
-    log_path: str
-    source_date_epoch: int | None
-    started_at: dt.datetime
-    finished_at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRow:
-    name: str
-    installed: str
-    candidate: str
-    suite: str
-    cves: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FixableRow:
-    advisory_id: str
-    package: str  # the name the advisory matches (the source package for OS packages)
-    version: str
-    fixed: tuple[str, ...]
-    severity: int
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _row(b: Any) -> BuildRow:
@@ -73,22 +27,14 @@ def _row(b: Any) -> BuildRow:
         bases=json.loads(b.bases or "{}"), config_digest=b.config_digest, manifest_digest=b.manifest_digest,
         previous_config_digest=b.previous_config_digest, verification=json.loads(b.verification or "{}"),
         error=b.error, log_path=b.log_path, source_date_epoch=b.source_date_epoch,
-        started_at=_utc(b.started_at), finished_at=_utc(b.finished_at))
+        started_at=utc(b.started_at), finished_at=utc(b.finished_at))
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i:i + _CHUNK]
+class Builds:
+    """Build records: each recipe's builds and its current (latest good) one."""
 
-
-class BuildRecords:
-    """Mixed into :class:`~patchline.store.Store`."""
-
-    def _write(self, work: Any) -> Any:  # provided by Store
-        raise NotImplementedError
-
-    def _read(self) -> Any:  # provided by Store
-        raise NotImplementedError
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def record_build(self, *, run_id: str, recipe: str, kind: str, status: str, target: str,
                      reasons: Sequence[Mapping[str, Any]] = (), input_hash: str = "",
@@ -121,11 +67,11 @@ class BuildRecords:
             add_events(conn, events, now=finished_at)
             return int(key[0])
 
-        return int(self._write(work))
+        return int(self._db.write(work))
 
     def current_builds(self) -> dict[str, BuildRow]:
         """Each recipe's latest good build (built or unchanged)."""
-        with self._read() as conn:
+        with self._db.read() as conn:
             latest = (select(Build.recipe, func.max(Build.id).label("id"))
                       .where(Build.status.in_(GOOD)).group_by(Build.recipe).subquery())
             rows = conn.execute(select(Build).join(latest, Build.id == latest.c.id))
@@ -138,59 +84,13 @@ class BuildRecords:
             query = query.where(Build.run_id == run_id)
         if recipe is not None:
             query = query.where(Build.recipe == recipe)
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_row(r) for r in conn.execute(query)]
 
     def build_of(self, manifest_digest: str) -> BuildRow | None:
         """The newest build that pushed ``manifest_digest`` (what its provenance must agree with)."""
         query = (select(Build).where(Build.manifest_digest == manifest_digest, Build.status == "built")
                  .order_by(Build.id.desc()).limit(1))
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(query).first()
         return _row(row) if row is not None else None
-
-    def pending_for(self, config_digests: Iterable[str]) -> dict[str, list[PendingRow]]:
-        """The stored pending updates of these images, by config digest."""
-        digests = sorted(set(config_digests))
-        out: dict[str, list[PendingRow]] = defaultdict(list)
-        installed = Version.__table__.alias("installed")
-        candidate = Version.__table__.alias("candidate")
-        with self._read() as conn:
-            for chunk in _chunks(digests):
-                rows = conn.execute(
-                    select(Image.config_digest, PackageName.name, installed.c.version, candidate.c.version,
-                           PendingUpdate.suite, PendingUpdate.cves)
-                    .join(PendingUpdate, PendingUpdate.image_id == Image.id)
-                    .join(PackageName, PackageName.id == PendingUpdate.name_id)
-                    .join(installed, installed.c.id == PendingUpdate.installed_version_id)
-                    .join(candidate, candidate.c.id == PendingUpdate.candidate_version_id)
-                    .where(Image.config_digest.in_(chunk))
-                    .order_by(PackageName.name))
-                for digest, name, inst, cand, suite, cves in rows:
-                    out[digest].append(PendingRow(name, inst, cand, suite, tuple(cves.split())))
-        return dict(out)
-
-    def fixable_for(self, config_digests: Iterable[str], *, fixable_only: bool = True) -> dict[str, list[FixableRow]]:
-        """The findings (by default only those with a fixed version) of these images, by config digest."""
-        from patchline.store._store import _scope_applies
-
-        digests = sorted(set(config_digests))
-        out: dict[str, list[FixableRow]] = defaultdict(list)
-        ip = ImagePackage.__table__
-        with self._read() as conn:
-            for chunk in _chunks(digests):
-                rows = conn.execute(
-                    select(Image.config_digest, Advisory.advisory_id, PackageName.name, Version.version,
-                           Finding.fixed_versions, Finding.severity).distinct()
-                    .join(ip, ip.c.image_id == Image.id)
-                    .join(Finding, and_(Finding.match_name_id == ip.c.match_name_id,
-                                        Finding.match_version_id == ip.c.match_version_id))
-                    .join(Advisory, Advisory.id == Finding.advisory_pk)
-                    .join(PackageName, PackageName.id == Finding.match_name_id)
-                    .join(Version, Version.id == Finding.match_version_id)
-                    .where(Image.config_digest.in_(chunk), _scope_applies(ip.c.image_id),
-                           *((Finding.fixed_versions != "",) if fixable_only else ()))
-                    .order_by(Advisory.advisory_id))
-                for digest, adv, name, version, fixed, severity in rows:
-                    out[digest].append(FixableRow(adv, name, version, tuple(fixed.split()), int(severity)))
-        return dict(out)

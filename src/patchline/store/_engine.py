@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
+from patchline._paths import data_home
 from patchline._redact import redact, redact_passwords, secret_strings
 from patchline.errors import StoreError
 
@@ -34,9 +35,7 @@ def default_db_url() -> str:
     """``$PATCHLINE_DB``, else a SQLite file under ``$XDG_DATA_HOME/patchline``."""
     if env := os.environ.get("PATCHLINE_DB"):
         return as_url(env)
-    data = os.environ.get("XDG_DATA_HOME")
-    root = (Path(data) if data else Path.home() / ".local" / "share") / "patchline"
-    return f"sqlite:///{root / 'patchline.db'}"
+    return f"sqlite:///{data_home() / 'patchline.db'}"
 
 
 def as_url(value: str) -> str:

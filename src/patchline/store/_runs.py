@@ -5,100 +5,49 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
+from patchline._eventdata import EventDraft
 from patchline.errors import StoreError
-from patchline.events.interface import EventDraft
-from patchline.store._outbox import _now, _utc, add_events
+from patchline.store._database import Database
+from patchline.store._outbox import add_events
 from patchline.store._schema import Approval, PatchItem, PatchRun, PatchTrigger, RunStep
-
-UNFINISHED_RUN = ("running",)
-
-
-@dataclass(frozen=True, slots=True)
-class StepRow:
-    step: str
-    position: int
-    state: str  # pending, running, done, failed
-    owner: str
-    lease_until: dt.datetime | None
-    attempts: int
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    output: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    id: int
-    trigger: str
-    triggered_by: str
-    state: str
-    step: str
-    inputs: Mapping[str, Any]
-    summary: Mapping[str, Any]
-    error: str
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    steps: tuple[StepRow, ...]
-
-    @property
-    def finished(self) -> bool:
-        return self.state not in UNFINISHED_RUN
-
-
-@dataclass(frozen=True, slots=True)
-class PatchItemRow:
-    id: int
-    kind: str
-    item: str
-    recipe: str
-    state: str
-    why: str
-    first_seen_at: dt.datetime
-    first_seen_run: int | None
-    rebuilt_at: dt.datetime | None
-    digest: str | None
-    deployed_at: dt.datetime | None
-    services: tuple[str, ...]
+from patchline.store._sql import utc, utcnow
+from patchline.store.model import UNFINISHED_RUN, PatchItemRow, RunRow, StepRow
 
 
 def _run_row(conn: Connection, r: Any) -> RunRow:
     steps = conn.execute(select(RunStep).where(RunStep.run_id == r.id).order_by(RunStep.position)).all()
-    started = _utc(r.started_at)
+    started = utc(r.started_at)
     assert started is not None
     return RunRow(r.id, r.trigger, r.triggered_by, r.state, r.step, json.loads(r.inputs or "{}"),
-                  json.loads(r.summary or "{}"), r.error, started, _utc(r.finished_at),
-                  tuple(StepRow(s.step, s.position, s.state, s.owner, _utc(s.lease_until), s.attempts,
-                                _utc(s.started_at), _utc(s.finished_at), json.loads(s.output or "{}"))
+                  json.loads(r.summary or "{}"), r.error, started, utc(r.finished_at),
+                  tuple(StepRow(s.step, s.position, s.state, s.owner, utc(s.lease_until), s.attempts,
+                                utc(s.started_at), utc(s.finished_at), json.loads(s.output or "{}"))
                         for s in steps))
 
 
 def _item_row(r: Any) -> PatchItemRow:
-    first = _utc(r.first_seen_at)
+    first = utc(r.first_seen_at)
     assert first is not None
     return PatchItemRow(r.id, r.kind, r.item, r.recipe, r.state, r.why, first, r.first_seen_run,
-                        _utc(r.rebuilt_at), r.digest, _utc(r.deployed_at), tuple(json.loads(r.services or "[]")))
+                        utc(r.rebuilt_at), r.digest, utc(r.deployed_at), tuple(json.loads(r.services or "[]")))
 
 
-class RunRecords:
-    """Mixed into :class:`~patchline.store.Store`."""
+class Runs:
+    """Patch runs and their steps, triggers, approvals, and time-to-patch items."""
 
-    def _write(self, work: Any) -> Any:  # provided by Store
-        raise NotImplementedError
-
-    def _read(self) -> Any:  # provided by Store
-        raise NotImplementedError
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # -- runs and steps ------------------------------------------------------------
 
     def start_run(self, *, trigger: str, triggered_by: str, steps: Sequence[str],
                   inputs: Mapping[str, Any] | None = None) -> int:
         """A new run with its steps pending; refused while another run is unfinished (resume that one)."""
-        now = _now()
+        now = utcnow()
 
         def work(conn: Connection, _new: object) -> int:
             busy = conn.execute(select(PatchRun.id).where(PatchRun.state.in_(UNFINISHED_RUN))).first()
@@ -119,18 +68,18 @@ class RunRecords:
                 # Who asked for this run, and why, is part of its record.
                 merged = {**dict(inputs or {}), "triggers": [
                     {"requested_by": t.requested_by, "reason": t.reason,
-                     "requested_at": (_utc(t.requested_at) or now).isoformat()} for t in triggers]}
+                     "requested_at": (utc(t.requested_at) or now).isoformat()} for t in triggers]}
                 conn.execute(update(PatchRun).where(PatchRun.id == run_id).values(
                     inputs=json.dumps(merged, sort_keys=True)))
                 conn.execute(update(PatchTrigger).where(PatchTrigger.run_id.is_(None)).values(run_id=run_id))
             return run_id
 
-        return int(self._write(work))
+        return int(self._db.write(work))
 
     def claim_step(self, run_id: int, step: str, *, owner: str, lease_seconds: float,
                    dead_owners: Sequence[str] = ()) -> bool:
         """Take a step: pending, or running under a lease that expired or an owner that is gone."""
-        now = _now()
+        now = utcnow()
 
         def work(conn: Connection, _new: object) -> bool:
             result = conn.execute(update(RunStep).where(
@@ -145,21 +94,21 @@ class RunRecords:
                 conn.execute(update(PatchRun).where(PatchRun.id == run_id).values(step=step))
             return bool(result.rowcount)
 
-        return bool(self._write(work))
+        return bool(self._db.write(work))
 
     def renew_lease(self, run_id: int, step: str, *, owner: str, lease_seconds: float) -> bool:
         def work(conn: Connection, _new: object) -> bool:
             result = conn.execute(update(RunStep).where(
                 RunStep.run_id == run_id, RunStep.step == step, RunStep.owner == owner, RunStep.state == "running",
-            ).values(lease_until=_now() + dt.timedelta(seconds=lease_seconds)))
+            ).values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds)))
             return bool(result.rowcount)
 
-        return bool(self._write(work))
+        return bool(self._db.write(work))
 
     def finish_step(self, run_id: int, step: str, *, owner: str, state: str, output: Mapping[str, Any],
                     inputs: Mapping[str, Any] | None = None, events: Sequence[EventDraft] = ()) -> None:
         """Record a step's result (``done`` or ``failed``); only its lease holder may."""
-        now = _now()
+        now = utcnow()
 
         def work(conn: Connection, _new: object) -> None:
             result = conn.execute(update(RunStep).where(
@@ -175,20 +124,20 @@ class RunRecords:
                     inputs=json.dumps(merged, sort_keys=True, default=str)))
             add_events(conn, events, now=now)
 
-        self._write(work)
+        self._db.write(work)
 
     def finish_run(self, run_id: int, *, state: str, summary: Mapping[str, Any], error: str = "",
                    events: Sequence[EventDraft] = ()) -> None:
         def work(conn: Connection, _new: object) -> None:
             conn.execute(update(PatchRun).where(PatchRun.id == run_id).values(
                 state=state, summary=json.dumps(dict(summary), sort_keys=True, default=str), error=error,
-                finished_at=_now()))
+                finished_at=utcnow()))
             add_events(conn, events)
 
-        self._write(work)
+        self._db.write(work)
 
     def run(self, run_id: int) -> RunRow:
-        with self._read() as conn:
+        with self._db.read() as conn:
             r = conn.execute(select(PatchRun).where(PatchRun.id == run_id)).first()
             if r is None:
                 raise StoreError(f"no run {run_id}")
@@ -199,7 +148,7 @@ class RunRecords:
         query = select(PatchRun).order_by(PatchRun.id.desc()).limit(limit)
         if unfinished:
             query = query.where(PatchRun.state.in_(UNFINISHED_RUN))
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_run_row(conn, r) for r in conn.execute(query).all()]
 
     # -- triggers and approvals ----------------------------------------------------------
@@ -207,14 +156,14 @@ class RunRecords:
     def add_trigger(self, *, requested_by: str, reason: str = "") -> int:
         def work(conn: Connection, _new: object) -> int:
             key = conn.execute(insert(PatchTrigger).values(requested_by=requested_by, reason=reason,
-                                                           requested_at=_now())).inserted_primary_key
+                                                           requested_at=utcnow())).inserted_primary_key
             assert key is not None
             return int(key[0])
 
-        return int(self._write(work))
+        return int(self._db.write(work))
 
     def pending_triggers(self) -> int:
-        with self._read() as conn:
+        with self._db.read() as conn:
             return len(conn.execute(select(PatchTrigger.id).where(PatchTrigger.run_id.is_(None))).all())
 
     def approve(self, run_id: int, service: str, *, approved_by: str) -> None:
@@ -224,13 +173,13 @@ class RunRecords:
             if conn.execute(select(Approval.run_id).where(Approval.run_id == run_id,
                                                           Approval.service == service)).first() is None:
                 conn.execute(insert(Approval).values(run_id=run_id, service=service, approved_by=approved_by,
-                                                     approved_at=_now()))
+                                                     approved_at=utcnow()))
 
-        self._write(work)
+        self._db.write(work)
 
     def approvals(self, run_id: int) -> dict[str, str]:
         """service -> who approved it, for this run."""
-        with self._read() as conn:
+        with self._db.read() as conn:
             return {s: by for s, by in conn.execute(select(Approval.service, Approval.approved_by)
                                                     .where(Approval.run_id == run_id))}
 
@@ -241,7 +190,7 @@ class RunRecords:
             conn.execute(update(RunStep).where(RunStep.run_id == run_id, RunStep.step.in_(list(steps)))
                          .values(state="pending", owner="", lease_until=None))
 
-        self._write(work)
+        self._db.write(work)
 
     # -- time-to-patch ------------------------------------------------------------------
 
@@ -249,7 +198,7 @@ class RunRecords:
                          services: Mapping[str, Sequence[str]] | None = None, when: dt.datetime | None = None
                          ) -> int:
         """Open ``(kind, item, recipe)`` not already open; returns how many were new."""
-        now = when.astimezone(dt.UTC) if when is not None else _now()
+        now = when.astimezone(dt.UTC) if when is not None else utcnow()
 
         def work(conn: Connection, _new: object) -> int:
             open_rows = {(r.kind, r.item, r.recipe) for r in conn.execute(
@@ -263,14 +212,14 @@ class RunRecords:
                     for k, i, r in new])
             return len(new)
 
-        return int(self._write(work))
+        return int(self._db.write(work))
 
     def close_vanished_patch_items(self, present: Sequence[tuple[str, str, str]], *, run_id: int | None,
                                    when: dt.datetime | None = None) -> int:
         """Close the open or stuck ``(kind, item, recipe)`` rows not in ``present`` (what the assessment still
         reports): fixed outside patchline, an advisory withdrawn, an image gone from the fleet. Rows already
         rebuilt are left to their rollout: their image is fixed, the workloads may not be. Returns how many."""
-        now = when.astimezone(dt.UTC) if when is not None else _now()
+        now = when.astimezone(dt.UTC) if when is not None else utcnow()
         keep = set(present)
         why = (f"no longer reported (run {run_id}, {now:%Y-%m-%d %H:%M} UTC): fixed outside patchline, "
                "withdrawn, or the image left the fleet")
@@ -283,14 +232,14 @@ class RunRecords:
                 conn.execute(update(PatchItem).where(PatchItem.id.in_(ids)).values(state="closed", why=why))
             return len(ids)
 
-        return int(self._write(work))
+        return int(self._db.write(work))
 
     def update_patch_items(self, recipe: str, *, items: Sequence[tuple[str, str]] | None = None,
                            state: str, why: str = "", digest: str | None = None,
                            from_states: Sequence[str] = ("open", "stuck", "rebuilt"),
                            when: dt.datetime | None = None) -> int:
         """Move a recipe's open items (all, or these ``(kind, item)``) to ``state``; stamps the time (or ``when``)."""
-        now = when.astimezone(dt.UTC) if when is not None else _now()
+        now = when.astimezone(dt.UTC) if when is not None else utcnow()
         values: dict[str, Any] = {"state": state, "why": why}
         if state == "rebuilt":
             values.update(rebuilt_at=now, digest=digest)
@@ -311,7 +260,7 @@ class RunRecords:
                 query = query.where(PatchItem.id.in_(ids))
             return int(conn.execute(query.values(**values)).rowcount)
 
-        return int(self._write(work))
+        return int(self._db.write(work))
 
     def note_patch_why(self, recipe: str, *, why: str, states: Sequence[str] = ("rebuilt",)) -> None:
         """Say what keeps a recipe's items open, without moving them (no timestamp changes)."""
@@ -319,7 +268,7 @@ class RunRecords:
             conn.execute(update(PatchItem).where(PatchItem.recipe == recipe, PatchItem.state.in_(list(states)))
                          .values(why=why))
 
-        self._write(work)
+        self._db.write(work)
 
     def patch_items(self, *, kind: str | None = None, state: str | None = None) -> list[PatchItemRow]:
         query = select(PatchItem).order_by(PatchItem.first_seen_at, PatchItem.id)
@@ -327,5 +276,5 @@ class RunRecords:
             query = query.where(PatchItem.kind == kind)
         if state is not None:
             query = query.where(PatchItem.state == state)
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_item_row(r) for r in conn.execute(query)]

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+UNFINISHED_ROLLOUT = ("running", "rolling-back")
+UNFINISHED_RUN = ("running",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +167,162 @@ class PendingRefresh:
     pending: int
     changed_images: int
     skipped: tuple[tuple[str, str], ...] = ()
+
+
+# -- builds --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRow:
+    """One stored build."""
+
+    id: int
+    run_id: str
+    recipe: str
+    kind: str
+    status: str
+    reasons: tuple[dict[str, Any], ...]
+    target: str
+    input_hash: str
+    bases: Mapping[str, str]
+    config_digest: str | None
+    manifest_digest: str | None
+    previous_config_digest: str | None
+    verification: Mapping[str, Any]
+    error: str
+    log_path: str
+    source_date_epoch: int | None
+    started_at: dt.datetime
+    finished_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    name: str
+    installed: str
+    candidate: str
+    suite: str
+    cves: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FixableRow:
+    advisory_id: str
+    package: str  # the name the advisory matches (the source package for OS packages)
+    version: str
+    fixed: tuple[str, ...]
+    severity: int
+
+
+# -- rollouts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRow:
+    index: int
+    from_image: str | None
+    state: str  # pending, replacing, ready, failed, reverting, reverted
+    container: str
+    detail: str
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRow:
+    id: int
+    service: str
+    strategy: str
+    from_image: str | None
+    to_image: str
+    state: str
+    phase: str
+    reason: str
+    spec: Mapping[str, Any]
+    owner: str
+    heartbeat_at: dt.datetime | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    timings: Mapping[str, float]
+    replicas: tuple[ReplicaRow, ...]
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in UNFINISHED_ROLLOUT
+
+
+@dataclass(frozen=True, slots=True)
+class UnpromotableRow:
+    digest: str
+    repository: str
+    stage: str
+    reason: str
+    recorded_at: dt.datetime
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    step: str
+    position: int
+    state: str  # pending, running, done, failed
+    owner: str
+    lease_until: dt.datetime | None
+    attempts: int
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    output: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: int
+    trigger: str
+    triggered_by: str
+    state: str
+    step: str
+    inputs: Mapping[str, Any]
+    summary: Mapping[str, Any]
+    error: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    steps: tuple[StepRow, ...]
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in UNFINISHED_RUN
+
+
+@dataclass(frozen=True, slots=True)
+class PatchItemRow:
+    id: int
+    kind: str
+    item: str
+    recipe: str
+    state: str
+    why: str
+    first_seen_at: dt.datetime
+    first_seen_run: int | None
+    rebuilt_at: dt.datetime | None
+    digest: str | None
+    deployed_at: dt.datetime | None
+    services: tuple[str, ...]
+
+
+# -- outbox ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SinkRow:
+    """A sink's place in the outbox."""
+
+    name: str
+    delivered_seq: int
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_error: str
+    updated_at: dt.datetime | None
+    backlog: int  # events after delivered_seq
+    owner: str = ""  # host:pid of the process delivering to it now ("" when none)
+    lease_until: dt.datetime | None = None

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from patchline._findings import PackageRef, PendingUpdate
 from patchline._model import Ecosystem, Layer, Package
-from patchline.assess.model import PackageRef, PendingUpdate
 from patchline.updates._packages import parse_packages
 from patchline.updates._relations import Installed, Relation, World, compare_versions, parse_provides
 from patchline.updates.interface import BinaryPackage, PackagesIndex

@@ -33,8 +33,8 @@ from typing import IO, BinaryIO
 import httpx
 from debian.changelog import Changelog
 
+from patchline._findings import PendingUpdate
 from patchline._http import tls_context
-from patchline.assess.model import PendingUpdate
 from patchline.errors import IndexFormatError, IndexIntegrityError, UpdateSourceError
 from patchline.updates._candidates import CandidateDeb, UpgradePlan
 from patchline.updates._packages import decompress_capped

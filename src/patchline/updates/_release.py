@@ -9,13 +9,13 @@ from __future__ import annotations
 import email.utils
 import io
 import os
-import subprocess
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from debian.deb822 import Deb822
 
+from patchline._host import run_tool
 from patchline.errors import IndexExpiredError, IndexFormatError, IndexSignatureError
 from patchline.updates.interface import ReleaseInfo
 
@@ -53,13 +53,8 @@ def _gpgv(args: list[str], *, keyring: Path, home: Path, what: str) -> str:
     r, w = os.pipe()
     cmd = ["gpgv", "--homedir", str(home), "--status-fd", str(w), "--keyring", str(keyring), *args]
     try:
-        proc = subprocess.run(
-            cmd, pass_fds=(w,), capture_output=True, timeout=_GPGV_TIMEOUT, check=False, stdin=subprocess.DEVNULL
-        )
-    except FileNotFoundError as exc:
-        raise IndexSignatureError(f"cannot verify {what}: gpgv is not installed") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise IndexSignatureError(f"cannot verify {what}: gpgv timed out") from exc
+        proc = run_tool(cmd, error=IndexSignatureError, what=f"cannot verify {what}: gpgv", timeout=_GPGV_TIMEOUT,
+                        missing=f"cannot verify {what}: gpgv is not installed", pass_fds=(w,), binary=True)
     finally:
         os.close(w)
     with os.fdopen(r, "rb") as status_pipe:

@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 
 from patchline import _clock
+from patchline._findings import AssessSkip
 from patchline._http import tls_context
-from patchline.assess.model import AssessSkip
 from patchline.errors import (
     IndexFormatError,
     IndexIntegrityError,
@@ -62,7 +62,7 @@ _INDEX_NAMES = ("Packages.xz", "Packages.gz", "Packages")
 
 def default_apt_cache_dir() -> Path:
     """``patchline.inventory.default_cache_dir() / "apt"``."""
-    from patchline.inventory import default_cache_dir  # the inventory package is heavy to import
+    from patchline._paths import cache_home as default_cache_dir
 
     return default_cache_dir() / "apt"
 

@@ -18,7 +18,7 @@ from typing import NamedTuple, Protocol
 
 import httpx
 
-from patchline.assess.model import AssessSkip
+from patchline._findings import AssessSkip
 from patchline.errors import (
     IndexExpiredError,
     IndexFormatError,

@@ -33,6 +33,7 @@ from typing import IO
 import httpx
 
 from patchline._config import ImageTest
+from patchline._host import run_tool, stderr_tail
 from patchline._http import tls_context
 from patchline._least_privilege import env_file, least_privilege_flags
 from patchline._redact import redact
@@ -189,7 +190,7 @@ def _start_detached(image: str, container_port: int, common: Sequence[str], out:
         out.write(proc.stderr)
         if "address already in use" not in proc.stderr:
             break
-    return f"podman run failed: {_tail(proc.stderr)}"
+    return f"podman run failed: {stderr_tail(proc.stderr)}"
 
 
 def _poll(url: str, test: ImageTest, container: str, deadline: float) -> tuple[str, bool]:
@@ -276,17 +277,12 @@ def _require_image(image: str) -> None:
     if proc.returncode == 1:
         raise VerifyError(f"image {image} is not in local podman storage")
     if proc.returncode != 0:
-        raise VerifyError(f"podman cannot read its image storage: {_tail(proc.stderr)}")
+        raise VerifyError(f"podman cannot read its image storage: {stderr_tail(proc.stderr)}")
 
 
 def _podman(argv: Sequence[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise VerifyError(f"{shlex.join(argv[:3])} did not finish within {timeout:g} s") from exc
-    except OSError as exc:
-        raise VerifyError(f"cannot run podman: {exc.strerror}") from exc
+    return run_tool(argv, error=VerifyError, what=shlex.join(argv[:3]), timeout=timeout,
+                    missing="podman is not installed: the image's tests cannot run")
 
 
 def _shown(argv: Sequence[str]) -> str:
@@ -325,13 +321,8 @@ def _slug(label: str) -> str:
     return _safe(label.lower())[:40].strip("-.") or "test"
 
 
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].removeprefix("Error: ") if lines else "no message"
-
-
 def _last_line(out: IO[str]) -> str:
     out.flush()
     with contextlib.suppress(OSError), open(out.name, errors="replace") as handle:
-        return _tail(handle.read()[-2000:])
+        return stderr_tail(handle.read()[-2000:])
     return "no message"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -14,9 +13,6 @@ from patchline.events._webhook import webhook_sink
 from patchline.events.interface import EventDraft, EventType
 from patchline.store import open_store
 from tests.support.rabbitmq import WebhookReceiver
-
-# Registers `events` on the app; after patchline.cli, which imports its command modules at its end.
-importlib.import_module("patchline._cli_events")
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from patchline.cli import app
 from patchline.pipeline._report import ItemReport, PatchReport, nearest_rank, patch_report, time_to_patch
 from patchline.store import Store
 
-# Registers `report` on the app (cli.py imports it too); after patchline.cli, which it needs first.
-_cli_report = importlib.import_module("patchline._cli_report")
+_cli_report = importlib.import_module("patchline.cli._report")
 
 T0 = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 NOW = T0 + dt.timedelta(days=2)

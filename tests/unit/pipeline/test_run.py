@@ -9,7 +9,7 @@ import pytest
 
 from patchline._config import Config, ServiceConfig
 from patchline.errors import StoreError
-from patchline.pipeline import STEPS
+from patchline.pipeline import STEPS, ServiceRollout
 from patchline.pipeline._run import _in_quiet_hours, recipe_outcomes
 from patchline.store import Store, open_store
 
@@ -128,8 +128,8 @@ def _services(*pairs: tuple[str, str]) -> list[ServiceConfig]:
 NEW = "127.0.0.1:5000/example/web@sha256:" + "e" * 64
 
 
-def _out(state: str, why: str = "") -> dict[str, object]:
-    return {"state": state, "image": NEW, "why": why}
+def _out(state: str, why: str = "") -> ServiceRollout:
+    return ServiceRollout(state, NEW, why=why)
 
 
 @pytest.mark.parametrize(("states", "expected"), [
@@ -146,7 +146,7 @@ def _out(state: str, why: str = "") -> dict[str, object]:
     ({"web": _out("succeeded"), "web-b": _out("skipped", "no pushed build")}, ("", "", None)),
 ])
 def test_a_recipe_is_deployed_once_every_service_running_it_is(
-        states: dict[str, dict[str, object]], expected: tuple[str, str, str | None]) -> None:
+        states: dict[str, ServiceRollout], expected: tuple[str, str, str | None]) -> None:
     services = _services(("web", "web"), ("web-b", "web"), ("tools", "tools"))
     outcomes = recipe_outcomes(services, {**states, "tools": _out("succeeded")})
     got = outcomes["web"]

@@ -5,7 +5,6 @@ with the cause), a build step resumed after a kill credits what its killed attem
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import socket
 import subprocess
 import sys
@@ -18,11 +17,9 @@ from typer.testing import CliRunner
 
 from patchline._config import Config
 from patchline.cli import app
-from patchline.pipeline import STEPS, run_once, step_outputs
-from patchline.pipeline._run import build_failure, build_run_id
+from patchline.pipeline import STEPS, BuildResult, build_failure, run_once, step_outputs
+from patchline.pipeline._run import build_run_id
 from patchline.store import Store
-
-importlib.import_module("patchline._cli_pipeline")  # registers `run` and `runs` on the app (cli.py does too)
 
 STEP_NAMES = [s.value for s in STEPS]
 T0 = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
@@ -68,7 +65,7 @@ def steps_done(store: Store, outputs: Mapping[str, Mapping[str, Any]], *, upto: 
     ([], ""),
 ])
 def test_any_image_not_rebuilt_fails_the_build_step(results: list[dict[str, Any]], failure: str) -> None:
-    assert build_failure(results) == failure
+    assert build_failure([BuildResult.from_dict(r) for r in results]) == failure
 
 
 def test_a_run_whose_builds_all_failed_ends_failed_naming_the_cause(store: Store) -> None:

@@ -220,16 +220,16 @@ def test_a_patch_run_records_every_policy_decision(tmp_path: Path, store: Store,
         "allowed_bases": ["registry.example/*"], "require_runsc_for_bases": ["registry.example/untrusted/*"]})
     run_id = store.start_run(trigger="once", triggered_by="t", steps=[s.value for s in STEPS])
     runner = _Runner(config, store, run_id, lambda _m: None, None, 60.0)
-    plan, _ = runner.plan()
+    plan = runner.plan()[0].as_dict()
     assert {(r["stage"], r["subject"], r["rule"], r["verdict"]) for r in plan["policy"]} == {
         ("plan", name, "allowed-bases", "pass") for name in ("base", "web", "tool")}
 
     images = {"tool": TOOL, "tool-sandboxed": TOOL, "web": WEB}
     target = MemoryTarget()
     monkeypatch.setattr("patchline.rollout.make_target", lambda *_a, **_k: target)
-    monkeypatch.setattr("patchline.rollout._service.resolve_image",
+    monkeypatch.setattr("patchline.rollout.resolve_image",
                         lambda _c, _s, service, to: to or images[service.name])
-    rollout, _ = runner.rollout()
+    rollout = runner.rollout()[0].as_dict()
     assert {n: s["state"] for n, s in rollout["services"].items()} == {
         "tool": "refused", "tool-sandboxed": "succeeded", "web": "succeeded"}
     rows = {(r["service"], r["rule"]): r for r in rollout["policy"]}

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from patchline.advisories import OsvFeed
 from patchline.cli import app
 from patchline.errors import StoreError
-from patchline.fleet._discover import split_reference
+from patchline.oci import split_reference
 from patchline.store import chain_ids, image_scopes, open_store
 from patchline.store._engine import as_url, default_db_url
-from patchline.store._store import _parse_time
+from patchline.store._images import _parse_time
 from tests.support.fleetdata import deb, image, osv_record, write_record
 
 

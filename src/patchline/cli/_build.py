@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
-from patchline._cli_rollout import deliver_events
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app, state, stderr
-from patchline.errors import Error
+from patchline.cli._options import DbOption, Format, FormatOption, JsonOption, chosen_format, open_db, state
+from patchline.cli._output import dump, emit, say, stderr, warn_undelivered
 
 if TYPE_CHECKING:
-    from patchline.build import BuildResult, PlanItem, RebuildPlan, RebuildReport
+    from patchline.build import RebuildPlan, RebuildReport
 
 ForceOption = Annotated[list[str] | None, typer.Option("--force", help="Rebuild this image whatever its state "
                                                                        "(repeatable).")]
@@ -25,21 +23,6 @@ OnlyOption = Annotated[list[str] | None, typer.Option("--only", help="Plan only 
 
 _STATUS_STYLE = {"built": "green", "unchanged": "cyan", "skipped": "cyan", "failed": "bold red",
                  "verify-failed": "bold red", "blocked": "yellow"}
-
-
-def _item_dict(item: PlanItem, order: int) -> dict[str, Any]:
-    return {"order": order, "name": item.name, "kind": item.recipe.kind.value, "target": item.recipe.target,
-            "wave": item.wave, "after": list(item.after), "reasons": [r.as_dict() for r in item.reasons],
-            "current": item.current.config_digest if item.current else None,
-            "bases": dict(item.base_digests)}
-
-
-def plan_document(plan: RebuildPlan) -> dict[str, Any]:
-    return {"recipes": plan.recipes, "items": [_item_dict(i, n) for n, i in enumerate(plan.items, 1)],
-            "waves": [[i.name for i in w] for w in plan.waves], "clean": list(plan.clean),
-            "skipped": [{"name": n, "reason": r} for n, r in plan.skipped],
-            "cannot_assess": [{"name": n, "reason": r} for n, r in plan.cannot_assess],
-            "seconds": round(plan.seconds, 4)}
 
 
 def _plan_tree(plan: RebuildPlan, console: Console) -> None:
@@ -70,7 +53,6 @@ def _plan_tree(plan: RebuildPlan, console: Console) -> None:
         console.print(f"[red]cannot assess[/] {escape(name)}: {escape(why)}")
 
 
-@app.command()
 def plan(
     db: DbOption = None,
     force: ForceOption = None,
@@ -81,25 +63,12 @@ def plan(
     """Which images of the fleet must be rebuilt, why, and in which order (nothing is built)."""
     from patchline.build import plan_fleet
 
-    try:
-        with _store(db) as store:
-            fleet = plan_fleet(state.config(), store, force=force or (), only=only)
-    except Error as exc:
-        _fail(exc)
-    if _format(output_format, json_output) is Format.JSON:
-        _emit(None, text=_dump("patchline/plan/v1", plan_document(fleet.plan)))
+    with open_db(db) as store:
+        fleet = plan_fleet(state.config(), store, force=force or (), only=only)
+    if chosen_format(output_format, json_output) is Format.JSON:
+        emit(None, text=dump("patchline/plan/v1", fleet.plan.as_dict()))
         return
-    _emit(None, table=lambda console: _plan_tree(fleet.plan, console))
-
-
-def _result_dict(r: BuildResult) -> dict[str, Any]:
-    return {"name": r.name, "status": r.status.value, "reasons": [x.as_dict() for x in r.reasons],
-            "config_digest": r.config_digest, "manifest_digest": r.manifest_digest, "pushed": r.pushed,
-            "previous_digest": r.previous_digest, "bases": dict(r.bases), "error": r.error,
-            "log": str(r.log) if r.log else None,
-            "verification": r.verification.as_dict() if r.verification else None,
-            "seconds": round(r.seconds, 2), "started": round(r.started, 2), "finished": round(r.finished, 2),
-            "timings": dict(r.timings)}
+    emit(None, table=lambda console: _plan_tree(fleet.plan, console))
 
 
 def _report_table(report: RebuildReport, console: Console) -> None:
@@ -118,7 +87,6 @@ def _report_table(report: RebuildReport, console: Console) -> None:
         console.print(f"[dim]build logs: {escape(str(next(r.log for r in report.results if r.log).parent))}[/]")
 
 
-@app.command()
 def rebuild(
     db: DbOption = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Builds at once (default: [build] jobs, "
@@ -134,30 +102,23 @@ def rebuild(
     not be planned (an outside base that cannot be resolved).
     """
     from patchline.build import plan_fleet, rebuild, rebuild_options
+    from patchline.events import deliver_configured
 
-    try:
-        config = state.config()
-        with _store(db) as store:
-            fleet = plan_fleet(config, store, force=force or (), only=only)
-            fmt = _format(output_format, json_output)
-            if fmt is Format.TABLE:
-                _plan_tree(fleet.plan, stderr)
-            def say(line: str) -> None:
-                stderr.print(escape(line), style="dim", soft_wrap=True)
-
-            options = rebuild_options(config, jobs=jobs, say=say) if fleet.plan else rebuild_options(
-                config, jobs=jobs, sign=False)
-            try:
-                report = rebuild(fleet.plan, fleet.graph, store, options, hashes=fleet.hashes, progress=say)
-            finally:
-                deliver_events(config, store)
-    except Error as exc:
-        _fail(exc)
+    config = state.config()
+    with open_db(db) as store:
+        fleet = plan_fleet(config, store, force=force or (), only=only)
+        fmt = chosen_format(output_format, json_output)
+        if fmt is Format.TABLE:
+            _plan_tree(fleet.plan, stderr)
+        options = rebuild_options(config, jobs=jobs, say=say) if fleet.plan else rebuild_options(
+            config, jobs=jobs, sign=False)
+        try:
+            report = rebuild(fleet.plan, fleet.graph, store, options, hashes=fleet.hashes, progress=say)
+        finally:
+            warn_undelivered(deliver_configured(store, config.events))
     if fmt is Format.JSON:
-        _emit(None, text=_dump("patchline/rebuild/v1", {"run_id": report.run_id, "seconds": round(report.seconds, 2),
-                                                        "plan": plan_document(fleet.plan),
-                                                        "results": [_result_dict(r) for r in report.results]}))
+        emit(None, text=dump("patchline/rebuild/v1", report.as_dict(plan=fleet.plan)))
     elif report.results:
-        _emit(None, table=lambda console: _report_table(report, console))
+        emit(None, table=lambda console: _report_table(report, console))
     if not report.ok or fleet.plan.skipped:
         raise typer.Exit(1)

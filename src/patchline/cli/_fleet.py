@@ -5,14 +5,8 @@ They read and write the store; each parses, calls one library function, renders.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import enum
-import json
-import os
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,69 +15,29 @@ from rich.table import Table
 
 from patchline._term import escape, printable
 from patchline.assess.model import Severity
-from patchline.cli import _emit, _fail, app, state, stderr
-from patchline.errors import ConfigError, Error
+from patchline.cli._options import (
+    DbOption,
+    Format,
+    FormatOption,
+    JsonOption,
+    NoCacheOption,
+    NoUpdatesOption,
+    chosen_format,
+    db_url,
+    open_db,
+    state,
+)
+from patchline.cli._output import dump, emit, stderr
+from patchline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from patchline.fleet._discover import DiscoverOptions, DiscoveryReport
+    from patchline.fleet import DiscoverOptions, DiscoveryReport
     from patchline.store import AdvisoryReport, FleetSummary, Store, WhereHit
 
 discover_app = typer.Typer(help="Find what runs and what registries hold; inventory images new to the store.",
                            rich_markup_mode=None,
                            no_args_is_help=True)
 db_app = typer.Typer(rich_markup_mode=None, help="The store's database: schema migrations.", no_args_is_help=True)
-app.add_typer(discover_app, name="discover")
-app.add_typer(db_app, name="db")
-
-
-class Format(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
-
-
-DbOption = Annotated[str | None, typer.Option("--db", help="Store: database URL or SQLite path "
-                                                        "(default: $PATCHLINE_DB, patchline.toml [store] url, "
-                                                        "~/.local/share/patchline/patchline.db).")]
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
-NoUpdatesOption = Annotated[bool, typer.Option("--no-updates", help="Do not compute pending updates.")]
-NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Do not use the layer cache.")]
-
-
-def _format(output_format: Format, json_output: bool) -> Format:
-    return Format.JSON if json_output else output_format
-
-
-def _db_url(db: str | None) -> str | None:
-    if db:
-        return db
-    if os.environ.get("PATCHLINE_DB"):
-        return None  # open_store reads it
-    return state.config().store.url
-
-
-@contextmanager
-def _store(db: str | None) -> Iterator[Store]:
-    from patchline.store import open_store
-
-    with open_store(_db_url(db)) as store:
-        yield store
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _dump(schema: str, body: dict[str, Any]) -> str:
-    return json.dumps({"schema": schema, **_jsonable(body)}, indent=2, sort_keys=False)
 
 
 def _severity(value: int | None) -> str:
@@ -105,7 +59,7 @@ def _progress() -> Callable[[str], None] | None:
 
 
 def _options(insecure: bool, no_cache: bool) -> DiscoverOptions:
-    from patchline.fleet._discover import DiscoverOptions
+    from patchline.fleet import DiscoverOptions
     from patchline.inventory import LayerCache, default_cache_dir
 
     config = state.config()
@@ -122,11 +76,11 @@ def _after_discovery(store: Store, report: DiscoveryReport, *, updates: bool, fm
     refresh = None
     if updates and report.inventoried and state.config().updates.enabled:
         from patchline.assess import options_from_config
-        from patchline.fleet._refresh import refresh_updates
+        from patchline.fleet import refresh_updates
 
         refresh = refresh_updates(store, options_from_config(state.config()), progress=_progress())
     if fmt is Format.JSON:
-        _emit(None, text=_dump("patchline/discovery/v1", {"discovery": report, "updates": refresh}))
+        emit(None, text=dump("patchline/discovery/v1", {"discovery": report, "updates": refresh}))
         return
     sync = report.sync
     parts = [f"{report.source}:"]
@@ -159,15 +113,12 @@ def discover_podman(
     json_output: JsonOption = False,
 ) -> None:
     """Record this host's running podman containers; inventory images new to the store."""
-    from patchline.fleet._discover import discover_podman as run
+    from patchline.fleet import discover_podman as run
 
-    try:
-        with _store(db) as store:
-            report = run(store, options=_options(False, no_cache), host=host, progress=_progress())
-            _after_discovery(store, report, updates=not no_updates,
-                             fmt=_format(output_format, json_output))
-    except Error as exc:
-        _fail(exc)
+    with open_db(db) as store:
+        report = run(store, options=_options(False, no_cache), host=host, progress=_progress())
+        _after_discovery(store, report, updates=not no_updates,
+                         fmt=chosen_format(output_format, json_output))
     if report.failed:
         raise typer.Exit(1 if state.config().scan.strict else 0)
 
@@ -187,22 +138,19 @@ def discover_registry(
     json_output: JsonOption = False,
 ) -> None:
     """List a registry's repositories and tags; inventory what is new by digest only."""
-    from patchline.fleet._discover import discover_registry as run
+    from patchline.fleet import discover_registry as run
 
-    try:
-        config = state.config()
-        chosen = targets or list(config.fleet.registries)
-        if not chosen:
-            raise ConfigError("name a REGISTRY[/REPO], or list some under [fleet] registries in patchline.toml")
-        with _store(db) as store:
-            for target in chosen:
-                host = target.split("/", 1)[0]
-                options = _options(insecure or host in config.registries.insecure, no_cache)
-                report = run(store, target, options=options, page_size=page_size, progress=_progress())
-                _after_discovery(store, report, updates=not no_updates,
-                                 fmt=_format(output_format, json_output))
-    except Error as exc:
-        _fail(exc)
+    config = state.config()
+    chosen = targets or list(config.fleet.registries)
+    if not chosen:
+        raise ConfigError("name a REGISTRY[/REPO], or list some under [fleet] registries in patchline.toml")
+    with open_db(db) as store:
+        for target in chosen:
+            host = target.split("/", 1)[0]
+            options = _options(insecure or host in config.registries.insecure, no_cache)
+            report = run(store, target, options=options, page_size=page_size, progress=_progress())
+            _after_discovery(store, report, updates=not no_updates,
+                             fmt=chosen_format(output_format, json_output))
 
 
 @discover_app.command("kubernetes")
@@ -217,19 +165,15 @@ def discover_kubernetes(
     json_output: JsonOption = False,
 ) -> None:
     """Record a cluster's running pods and their image digests; inventory images new to the store."""
-    from patchline.fleet._discover import discover_kubernetes as run
+    from patchline.fleet import discover_kubernetes as run
 
-    try:
-        with _store(db) as store:
-            report = run(store, options=_options(False, False), context=context, namespace=namespace,
-                         kubeconfig=kubeconfig, progress=_progress())
-            _after_discovery(store, report, updates=not no_updates,
-                             fmt=_format(output_format, json_output))
-    except Error as exc:
-        _fail(exc)
+    with open_db(db) as store:
+        report = run(store, options=_options(False, False), context=context, namespace=namespace,
+                     kubeconfig=kubeconfig, progress=_progress())
+        _after_discovery(store, report, updates=not no_updates,
+                         fmt=chosen_format(output_format, json_output))
 
 
-@app.command()
 def refresh(
     db: DbOption = None,
     osv: Annotated[list[str] | None, typer.Option("--osv", help="OSV feed: dir, zip or URL (repeatable; added to "
@@ -241,22 +185,19 @@ def refresh(
 ) -> None:
     """Re-assess the stored fleet after feeds or update sources changed, without reading any image."""
     from patchline.assess import options_from_config
-    from patchline.fleet._refresh import refresh_feeds, refresh_updates
+    from patchline.fleet import refresh_feeds, refresh_updates
 
-    try:
-        config = state.config()
-        options = options_from_config(config, feeds=osv or (), changelogs=not no_changelogs)
-        if not options.feeds and (no_updates or not config.updates.enabled):
-            raise ConfigError("nothing to refresh: no advisory feeds (--osv or [advisories] feeds) and updates off")
-        with _store(db) as store:
-            feeds = refresh_feeds(store, options.feeds, progress=_progress())
-            updates = None
-            if not no_updates and config.updates.enabled:
-                updates = refresh_updates(store, options, progress=_progress())
-    except Error as exc:
-        _fail(exc)
-    if _format(output_format, json_output) is Format.JSON:
-        _emit(None, text=_dump("patchline/refresh/v1", {"feeds": feeds, "updates": updates}))
+    config = state.config()
+    options = options_from_config(config, feeds=osv or (), changelogs=not no_changelogs)
+    if not options.feeds and (no_updates or not config.updates.enabled):
+        raise ConfigError("nothing to refresh: no advisory feeds (--osv or [advisories] feeds) and updates off")
+    with open_db(db) as store:
+        feeds = refresh_feeds(store, options.feeds, progress=_progress())
+        updates = None
+        if not no_updates and config.updates.enabled:
+            updates = refresh_updates(store, options, progress=_progress())
+    if chosen_format(output_format, json_output) is Format.JSON:
+        emit(None, text=dump("patchline/refresh/v1", {"feeds": feeds, "updates": updates}))
         return
     for f in feeds:
         stderr.print(
@@ -296,7 +237,6 @@ def _image_label(refs: tuple[str, ...], digest: str) -> str:
     return refs[0] if refs else digest[:19]
 
 
-@app.command()
 def where(
     package: Annotated[str, typer.Argument(help="Package name (binary or source package).")],
     db: DbOption = None,
@@ -308,16 +248,13 @@ def where(
     json_output: JsonOption = False,
 ) -> None:
     """Which images and running workloads contain PACKAGE, with versions and layers."""
-    try:
-        with _store(db) as store:
-            hits = store.where(package, version_below=version_below, ecosystem=ecosystem, running_only=running)
-    except Error as exc:
-        _fail(exc)
-    if _format(output_format, json_output) is Format.JSON:
-        _emit(None, text=_dump("patchline/where/v1", {"package": package, "version_below": version_below,
+    with open_db(db) as store:
+        hits = store.where(package, version_below=version_below, ecosystem=ecosystem, running_only=running)
+    if chosen_format(output_format, json_output) is Format.JSON:
+        emit(None, text=dump("patchline/where/v1", {"package": package, "version_below": version_below,
                                                         "hits": hits}))
     else:
-        _emit(None, table=lambda console: _where_table(package, hits, console))
+        emit(None, table=lambda console: _where_table(package, hits, console))
     if not hits:
         raise typer.Exit(1)
 
@@ -346,7 +283,6 @@ def _parse_days(text: str) -> int:
     return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
 
 
-@app.command()
 def fleet(
     db: DbOption = None,
     stale: Annotated[str | None, typer.Option(help="Report images older than this: 30d, 4w (default: "
@@ -356,16 +292,13 @@ def fleet(
     json_output: JsonOption = False,
 ) -> None:
     """Fleet exposure: images and workloads by worst fixable severity, pending updates, stale images, old bases."""
-    try:
-        days = _parse_days(stale) if stale else state.config().fleet.stale_days
-        with _store(db) as store:
-            summary = store.fleet(stale_days=days)
-    except Error as exc:
-        _fail(exc)
-    if _format(output_format, json_output) is Format.JSON:
-        _emit(None, text=_dump("patchline/fleet/v1", {"fleet": summary}))
+    days = _parse_days(stale) if stale else state.config().fleet.stale_days
+    with open_db(db) as store:
+        summary = store.fleet(stale_days=days)
+    if chosen_format(output_format, json_output) is Format.JSON:
+        emit(None, text=dump("patchline/fleet/v1", {"fleet": summary}))
     else:
-        _emit(None, table=lambda console: _fleet_table(summary, console, all_images=all_images))
+        emit(None, table=lambda console: _fleet_table(summary, console, all_images=all_images))
 
 
 def _fleet_table(summary: FleetSummary, console: Console, *, all_images: bool) -> None:
@@ -419,7 +352,6 @@ def _fleet_table(summary: FleetSummary, console: Console, *, all_images: bool) -
         console.print(f"{kind} {escape(name)} at {escape(revision)}", style="dim")
 
 
-@app.command()
 def advisory(
     advisory_id: Annotated[str, typer.Argument(metavar="ID", help="Advisory ID or alias (DSA-, CVE-, GHSA-...).")],
     db: DbOption = None,
@@ -427,15 +359,12 @@ def advisory(
     json_output: JsonOption = False,
 ) -> None:
     """Every image and workload an advisory touches, and whether a fix is available."""
-    try:
-        with _store(db) as store:
-            report = store.advisory(advisory_id)
-    except Error as exc:
-        _fail(exc)
-    if _format(output_format, json_output) is Format.JSON:
-        _emit(None, text=_dump("patchline/advisory/v1", {"advisory": report}))
+    with open_db(db) as store:
+        report = store.advisory(advisory_id)
+    if chosen_format(output_format, json_output) is Format.JSON:
+        emit(None, text=dump("patchline/advisory/v1", {"advisory": report}))
     else:
-        _emit(None, table=lambda console: _advisory_table(report, console))
+        emit(None, table=lambda console: _advisory_table(report, console))
     if not report.known:
         stderr.print(f"{escape(advisory_id)} is in no refreshed feed (`patchline refresh --osv FEED`)")
         raise typer.Exit(1)
@@ -464,11 +393,8 @@ def db_upgrade(db: DbOption = None) -> None:
     """Create the store or migrate it to the newest schema (every row is kept)."""
     from patchline.store import current_revision, head_revision, open_store
 
-    try:
-        with open_store(_db_url(db)) as store:
-            stderr.print(f"store at schema {current_revision(store.engine)} (newest: {head_revision()})")
-    except Error as exc:
-        _fail(exc)
+    with open_store(db_url(db)) as store:
+        stderr.print(f"store at schema {current_revision(store.engine)} (newest: {head_revision()})")
 
 
 @db_app.command("status")
@@ -476,11 +402,8 @@ def db_status(db: DbOption = None) -> None:
     """The store's location, schema revision and row counts."""
     from patchline.store import current_revision, head_revision, open_store
 
-    try:
-        with open_store(_db_url(db), migrate=False) as store:
-            stderr.print(f"{store.url.split('@')[-1]}: schema {current_revision(store.engine)} "
-                         f"(newest {head_revision()})", markup=False)
-            for name, count in store.counts().items():
-                stderr.print(f"  {name}: {count}", markup=False)
-    except Error as exc:
-        _fail(exc)
+    with open_store(db_url(db), migrate=False) as store:
+        stderr.print(f"{store.url.split('@')[-1]}: schema {current_revision(store.engine)} "
+                     f"(newest {head_revision()})", markup=False)
+        for name, count in store.counts().items():
+            stderr.print(f"  {name}: {count}", markup=False)

@@ -10,12 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app, state, stderr
-from patchline.errors import Error
+from patchline.cli._options import state
+from patchline.cli._output import emit, stderr
 
 feeds_app = typer.Typer(help="OSV advisory feeds fetched from the configured mirror: update them, show them.",
                         no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(feeds_app, name="feeds")
 
 
 def _table(document: dict[str, object], console: Console) -> None:
@@ -43,17 +42,14 @@ def update(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any feed could not be updated.")] = False,
 ) -> None:
     """Fetch the configured ecosystems' OSV archives when they changed (verified, swapped in atomically)."""
-    from patchline.advisories._feeds import UpdateOutcome, status_document, update_configured_feeds
+    from patchline.advisories import UpdateOutcome, status_document, update_configured_feeds
 
-    try:
-        directory, updates = update_configured_feeds(
-            state.config().advisories, mirror=mirror, ecosystems=ecosystem or (),
-            progress=(lambda line: stderr.print(escape(line))) if state.verbose else None)
-    except Error as exc:
-        _fail(exc)
+    directory, updates = update_configured_feeds(
+        state.config().advisories, mirror=mirror, ecosystems=ecosystem or (),
+        progress=(lambda line: stderr.print(escape(line))) if state.verbose else None)
     document = status_document(directory, updates)
     if json_output:
-        _emit(None, text=json.dumps(document, indent=2))
+        emit(None, text=json.dumps(document, indent=2))
     else:
         for u in updates:
             records = f" ({u.revision.records} records)" if u.revision else ""
@@ -66,10 +62,10 @@ def update(
 @feeds_app.command("status")
 def status(json_output: Annotated[bool, typer.Option("--json", help="Print the feeds as JSON.")] = False) -> None:
     """The fetched feeds: records, when fetched and last checked, revision."""
-    from patchline.advisories._feeds import feeds_directory, status_document
+    from patchline.advisories import feeds_directory, status_document
 
     document = status_document(feeds_directory(state.config().advisories))
     if json_output:
-        _emit(None, text=json.dumps(document, indent=2))
+        emit(None, text=json.dumps(document, indent=2))
     else:
-        _emit(None, table=lambda console: _table(document, console))
+        emit(None, table=lambda console: _table(document, console))

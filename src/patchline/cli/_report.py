@@ -9,13 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app
-from patchline.errors import Error
+from patchline.cli._options import DbOption, Format, FormatOption, JsonOption, chosen_format, open_db
+from patchline.cli._output import dump, emit
 
 if TYPE_CHECKING:
-    from patchline.pipeline._report import PatchReport, RunSummary
+    from patchline.pipeline import PatchReport, RunSummary
 
 REPORT_SCHEMA = "patchline/report/v1"
 _STATE_STYLE = {"succeeded": "green", "failed": "bold red", "running": "cyan", "awaiting-approval": "yellow",
@@ -119,7 +118,6 @@ def render_report(report: PatchReport, console: Console) -> None:
         console.print(table)
 
 
-@app.command()
 def report(
     runs: Annotated[int, typer.Option("--runs", min=0, help="How many runs of the history to show, newest "
                                       "first")] = 10,
@@ -131,19 +129,16 @@ def report(
 
     Durations in --json are seconds, timestamps ISO 8601 UTC. p90 is the nearest-rank 90th percentile.
     """
-    from patchline.pipeline._report import patch_report
+    from patchline.pipeline import patch_report
 
-    fmt = _format(output_format, json_output)
-    try:
-        with _store(db) as store:
-            found = patch_report(store, runs=runs)
-    except Error as exc:
-        _fail(exc)
+    fmt = chosen_format(output_format, json_output)
+    with open_db(db) as store:
+        found = patch_report(store, runs=runs)
     if fmt is Format.JSON:
-        _emit(None, text=_dump(REPORT_SCHEMA, {
+        emit(None, text=dump(REPORT_SCHEMA, {
             "generated_at": found.generated_at, "items_total": found.items_total,
             "items_patched": found.items_patched, "items_exposed": found.items_exposed, "overall": found.overall,
             "items": found.items, "services": found.services, "still_exposed": found.still_exposed,
             "cannot_assess": found.cannot_assess, "runs": found.runs}))
         return
-    _emit(None, table=lambda console: render_report(found, console))
+    emit(None, table=lambda console: render_report(found, console))

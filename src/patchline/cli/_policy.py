@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from patchline._cli_fleet import DbOption, _store
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app, state
-from patchline.errors import Error
+from patchline.cli._options import DbOption, open_db, state
+from patchline.cli._output import dump, emit
 
 if TYPE_CHECKING:
     from patchline.policy import PolicyDecision
 
 policy_app = typer.Typer(help="Policy gates of [policy]: what may be built FROM and rolled out.", no_args_is_help=True,
                          rich_markup_mode=None)
-app.add_typer(policy_app, name="policy")
 
 
 def _render(decision: PolicyDecision, console: Console) -> None:
@@ -51,16 +48,13 @@ def check(
 
     The rollout's rules, and the plan's on the outside bases IMAGE is built FROM when recipes build it
     (their creation dates and cosign signatures are looked up in the registries)."""
-    from patchline.policy import image_policy
+    from patchline.rollout import image_policy
 
-    try:
-        with _store(db) as store:
-            decision = image_policy(state.config(), store, image)
-    except Error as exc:
-        _fail(exc)
+    with open_db(db) as store:
+        decision = image_policy(state.config(), store, image)
     if json_output:
-        _emit(None, text=json.dumps({"schema": "patchline/policy/v1", **decision.as_dict()}, indent=2) + "\n")
+        emit(None, text=dump("patchline/policy/v1", decision.as_dict()))
     else:
-        _emit(None, table=lambda console: _render(decision, console))
+        emit(None, table=lambda console: _render(decision, console))
     if not decision.ok:
         raise typer.Exit(1)

@@ -1,90 +1,34 @@
-"""The ``patchline`` command line: parse, call one library function, render.
-
-Exit codes: 0 success; 1 the command worked and found what ``--strict`` (or a
-``--fail-on`` option) makes fatal; 2 an error (one line on stderr, the detail
-with ``-v``).
-"""
+"""``patchline sbom`` and ``patchline scan``: one image's inventory, and what it misses."""
 
 from __future__ import annotations
 
 import enum
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from patchline import __version__
-from patchline._config import Config, load_config
+from patchline._config import Config
 from patchline._model import Inventory
 from patchline._term import escape, printable
 from patchline.assess.model import Assessment, PendingUpdate, Severity
-from patchline.errors import ConfigError, Error
+from patchline.cli._options import Format, JsonOption, SbomFormatOption, ScanFormatOption, chosen_format, state
+from patchline.cli._output import emit, stderr
+from patchline.errors import ConfigError
 from patchline.oci.interface import Descriptor, ResolvedImage
-
-app = typer.Typer(rich_markup_mode=None,
-    name="patchline",
-    help="Keep a fleet of container images patched: inventory, assess, rebuild, roll out.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-stderr = Console(stderr=True, highlight=False)
 
 EXIT_UNKNOWN = 3
 """`patchline scan`: the image could not be (fully) assessed; what it found is reported, but it is not clean."""
 
-
-class _State:
-    verbose: int = 0
-    config_path: Path | None = None
-
-    def config(self) -> Config:
-        return load_config(self.config_path)
-
-
-state = _State()
-
-
-class OutputFormat(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
-    CYCLONEDX = "cyclonedx"
-    SPDX = "spdx"
-
-
-def _fail(exc: Error) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
-    if state.verbose and exc.detail:
-        stderr.print(printable(exc.detail), soft_wrap=True, markup=False)
-    if state.verbose > 1 and exc.__cause__ is not None:
-        stderr.print(printable(f"caused by: {type(exc.__cause__).__name__}: {exc.__cause__}"), markup=False)
-    raise typer.Exit(2)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"patchline {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail; repeat for more.")] = 0,
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="patchline.toml to use.", envvar="PATCHLINE_CONFIG")
-    ] = None,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    state.verbose = verbose
-    state.config_path = config
+OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")]
+PlatformOption = Annotated[str | None, typer.Option(help="os/arch[/variant] of a multi-platform image.")]
+InsecureOption = Annotated[bool, typer.Option(
+    "--insecure", help="Allow plain HTTP or an unverified certificate for the image's registry host only; "
+    "every other host keeps TLS verification.")]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the layer cache.")]
 
 
 class _RichScanProgress:
@@ -140,29 +84,6 @@ def _scan(reference: str, *, platform: str | None, insecure: bool, use_cache: bo
         return scan_image(source, catalogers=chosen, cache=cache)
 
 
-def _stdout_console() -> Console:
-    # Piped tables are read by grep and awk: don't fold them at 80 columns.
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=200)
-
-
-def _emit(output: Path | None, *, table: Callable[[Console], None] | None = None, text: str | None = None) -> None:
-    """Write a rendered table or a document to ``output``, or to stdout."""
-    if table is not None:
-        if output is None:
-            table(_stdout_console())
-        else:
-            with output.open("w", encoding="utf-8") as fh:
-                table(Console(file=fh, width=200))
-        return
-    assert text is not None
-    text = text if text.endswith("\n") else text + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-
-
 def render_table(inventory: Inventory, console: Console) -> None:
     layers = inventory.layers
     table = Table(title=escape(inventory.image.reference), title_justify="left", show_edge=False, pad_edge=False)
@@ -198,49 +119,37 @@ def render_table(inventory: Inventory, console: Console) -> None:
         console.print(skipped)
 
 
-@app.command()
 def sbom(
     image: Annotated[str, typer.Argument(help="Image: REGISTRY/REPO[:TAG|@DIGEST], containers-storage:REF, "
                                          "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]")],
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.TABLE,
-    json_output: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
-    platform: Annotated[str | None, typer.Option(help="os/arch[/variant] of a multi-platform image.")] = None,
-    insecure: Annotated[bool, typer.Option(
-        "--insecure", help="Allow plain HTTP or an unverified certificate for the image's registry host only; "
-        "every other host keeps TLS verification.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the layer cache.")] = False,
+    output_format: SbomFormatOption = Format.TABLE,
+    json_output: JsonOption = False,
+    output: OutputOption = None,
+    platform: PlatformOption = None,
+    insecure: InsecureOption = False,
+    no_cache: NoCacheOption = False,
     catalogers: Annotated[str | None, typer.Option(help="Comma-separated cataloger names (default: all).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if anything was skipped.")] = False,
 ) -> None:
     """Inventory every package in IMAGE, with the layer that introduced it."""
     try:
         config = state.config()
-        fmt = OutputFormat.JSON if json_output else output_format
+        fmt = chosen_format(output_format, json_output)
         inventory = _scan(image, platform=platform, insecure=insecure, use_cache=not no_cache,
                           catalogers=catalogers, config=config)
-        if fmt is OutputFormat.TABLE:
-            _emit(output, table=lambda console: render_table(inventory, console))
+        if fmt is Format.TABLE:
+            emit(output, table=lambda console: render_table(inventory, console))
         else:
             from patchline.sbom import render_sbom
 
-            _emit(output, text=render_sbom(inventory, fmt.value))
+            emit(output, text=render_sbom(inventory, fmt.value))
         if output is not None:
             stderr.print(f"wrote {fmt.value} SBOM of {len(inventory.packages)} packages to {output}")
-    except Error as exc:
-        _fail(exc)
     except OSError as exc:
-        _fail(ConfigError(f"cannot write {exc.filename}: {exc.strerror}"))
+        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     if inventory.skipped and (strict or config.scan.strict):
         stderr.print(f"{len(inventory.skipped)} file(s) skipped; failing because of --strict")
         raise typer.Exit(1)
-
-
-class ScanFormat(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
-    SARIF = "sarif"
-    CYCLONEDX = "cyclonedx"
 
 
 class FailOn(enum.StrEnum):
@@ -299,7 +208,7 @@ def render_assessment_table(assessment: Assessment, console: Console) -> None:
         console.print(printable(f"\nUNKNOWN: patchline could not check everything in this image, so it is not "
                                 f"clean:\n{lines}"), soft_wrap=True, markup=False)
     if assessment.no_advisory_feed:
-        from patchline.assess._formats import no_feed_warning
+        from patchline.assess import no_feed_warning
 
         console.print(printable(f"\nWARNING: {no_feed_warning(assessment.no_advisory_feed)}"), soft_wrap=True,
                       markup=False)
@@ -311,16 +220,15 @@ def render_assessment_table(assessment: Assessment, console: Console) -> None:
     )
 
 
-@app.command()
 def scan(
     image: Annotated[str | None, typer.Argument(help="Image to assess (any form `sbom` accepts).")] = None,
     sbom_file: Annotated[Path | None, typer.Option("--sbom", help="Assess this SBOM (CycloneDX or patchline "
                                                                   "JSON) instead of an image.")] = None,
     osv: Annotated[list[str] | None, typer.Option("--osv", help="OSV feed: dir, zip or URL (repeatable).")] = None,
     vex: Annotated[list[Path] | None, typer.Option("--vex", help="OpenVEX document (repeatable).")] = None,
-    output_format: Annotated[ScanFormat, typer.Option("--format", "-f", help="Output format.")] = ScanFormat.TABLE,
-    json_output: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    output_format: ScanFormatOption = Format.TABLE,
+    json_output: JsonOption = False,
+    output: OutputOption = None,
     fail_on: Annotated[FailOn | None, typer.Option(help="Exit 1 if a finding is at least this severe.")] = None,
     fail_on_pending: Annotated[bool, typer.Option("--fail-on-pending-updates",
                                                   help="Exit 1 if any update is pending.")] = False,
@@ -328,11 +236,9 @@ def scan(
     no_changelogs: Annotated[bool, typer.Option("--no-changelogs", help="Do not read CVEs from changelogs.")] = False,
     unsafe_skip_signature: Annotated[bool, typer.Option(
         "--unsafe-skip-signature", help="Read update indexes whose signature is missing or bad.")] = False,
-    platform: Annotated[str | None, typer.Option(help="os/arch[/variant] of a multi-platform image.")] = None,
-    insecure: Annotated[bool, typer.Option(
-        "--insecure", help="Allow plain HTTP or an unverified certificate for the image's registry host only; "
-        "every other host keeps TLS verification.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the layer cache.")] = False,
+    platform: PlatformOption = None,
+    insecure: InsecureOption = False,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Which updates does IMAGE miss, and which advisories affect it."""
     from dataclasses import replace
@@ -343,7 +249,7 @@ def scan(
         if (image is None) == (sbom_file is None):
             raise ConfigError("name either an IMAGE or --sbom FILE")
         config = state.config()
-        fmt = ScanFormat.JSON if json_output else output_format
+        fmt = chosen_format(output_format, json_output)
         if sbom_file is not None:
             scan_input = read_sbom_file(sbom_file)
         else:
@@ -359,21 +265,19 @@ def scan(
                 assessment = assess(scan_input, options, progress=lambda line: status.update(escape(line)))
         else:
             assessment = assess(scan_input, options)
-        if fmt is ScanFormat.TABLE:
-            _emit(output, table=lambda console: render_assessment_table(assessment, console))
+        if fmt is Format.TABLE:
+            emit(output, table=lambda console: render_assessment_table(assessment, console))
         else:
             if assessment.no_advisory_feed:
-                from patchline.assess._formats import no_feed_warning
+                from patchline.assess import no_feed_warning
 
                 stderr.print(f"warning: {escape(no_feed_warning(assessment.no_advisory_feed))}", soft_wrap=True)
-            _emit(output, text=render_assessment(assessment, fmt.value, inventory=scan_input.inventory,
-                                                 sbom=scan_input.cyclonedx))
+            emit(output, text=render_assessment(assessment, fmt.value, inventory=scan_input.inventory,
+                                                sbom=scan_input.cyclonedx))
         if output is not None:
             stderr.print(f"wrote the {fmt.value} assessment to {output}")
-    except Error as exc:
-        _fail(exc)
     except OSError as exc:
-        _fail(ConfigError(f"cannot write {exc.filename}: {exc.strerror}"))
+        raise ConfigError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     failed = []
     if fail_on is not None:
         threshold = Severity[fail_on.value.upper()]
@@ -389,21 +293,3 @@ def scan(
         stderr.print(f"could not assess: {escape(assessment.unknown[0])}"
                      + (f" (and {len(assessment.unknown) - 1} more)" if len(assessment.unknown) > 1 else ""))
         raise typer.Exit(EXIT_UNKNOWN)
-
-
-# The fleet commands register themselves on `app`; imported here so that `patchline --help` lists them.
-from patchline import _cli_fleet  # noqa: E402,F401,I001
-from patchline import _cli_build  # noqa: E402,F401
-from patchline import _cli_keys  # noqa: E402,F401
-from patchline import _cli_rollout  # noqa: E402,F401
-from patchline import _cli_events  # noqa: E402,F401
-from patchline import _cli_pipeline  # noqa: E402,F401
-from patchline import _cli_report  # noqa: E402,F401
-from patchline import _cli_demo  # noqa: E402,F401
-from patchline import _cli_policy  # noqa: E402,F401
-from patchline import _cli_verify  # noqa: E402,F401
-from patchline import _cli_feeds  # noqa: E402,F401
-
-
-def main() -> None:
-    app()

@@ -17,21 +17,20 @@ from rich.console import Console
 from rich.table import Table
 
 from patchline import _clock
-from patchline._cli_fleet import DbOption, JsonOption, _dump, _store
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app, state, stderr
+from patchline.cli._options import DbOption, JsonOption, open_db, state
+from patchline.cli._output import dump, emit, stderr
 from patchline.errors import Error
 
 if TYPE_CHECKING:
     from patchline._config import EventsConfig
-    from patchline.events._deliver import DeliveryReport, SinkDelivery
+    from patchline.events import DeliveryReport, SinkDelivery
     from patchline.events.interface import Event, Publisher
     from patchline.store import SinkRow
 
 events_app = typer.Typer(help="The event outbox: deliver it to AMQP and webhooks, list it, show each sink.",
                          rich_markup_mode=None,
                          no_args_is_help=True)
-app.add_typer(events_app, name="events")
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -115,53 +114,45 @@ def deliver_command(
 
     Exits 1 when a sink is failing at the end (its events stay in the outbox and are sent again later).
     """
-    from patchline.events._deliver import deliver, deliver_until_empty, publishers_from_config, run_forever
+    from patchline.events import deliver, deliver_until_empty, publishers_from_config, run_forever
 
+    config = state.config().events
+    publishers = publishers_from_config(config)
+    _warn_unsigned(config)
     try:
-        config = state.config().events
-        publishers = publishers_from_config(config)
-        _warn_unsigned(config)
-        try:
-            with _store(db) as store:
-                if follow:
-                    last: dict[str, str] = {}
-                    totals: dict[str, int] = {}
-                    reports: list[DeliveryReport] = []
+        with open_db(db) as store:
+            if follow:
+                last: dict[str, str] = {}
+                totals: dict[str, int] = {}
+                reports: list[DeliveryReport] = []
 
-                    def seen(report: DeliveryReport) -> None:
-                        reports[:] = [report]
-                        for sink in report.sinks:
-                            totals[sink.name] = totals.get(sink.name, 0) + sink.delivered
-                        _follow_line(report, last)
+                def seen(report: DeliveryReport) -> None:
+                    reports[:] = [report]
+                    for sink in report.sinks:
+                        totals[sink.name] = totals.get(sink.name, 0) + sink.delivered
+                    _follow_line(report, last)
 
-                    with _stop_on_signals() as stop:
-                        run_forever(store, publishers, stop=stop, poll=poll, batch=batch,
-                                    max_backoff=config.max_backoff_seconds, on_report=seen)
-                    report = reports[0] if reports else deliver(store, publishers, batch=batch,
-                                                                max_backoff=config.max_backoff_seconds)
-                    # The summary counts what the whole run delivered, not only its last pass.
-                    report = dataclasses.replace(report, sinks=tuple(
-                        dataclasses.replace(s, delivered=totals.get(s.name, s.delivered)) for s in report.sinks))
-                elif wait is not None:
-                    report = deliver_until_empty(store, publishers, timeout=wait, batch=batch,
-                                                 max_backoff=config.max_backoff_seconds)
-                else:
-                    report = deliver(store, publishers, batch=batch, max_backoff=config.max_backoff_seconds)
-        finally:
-            _close(publishers)
-    except Error as exc:
-        _fail(exc)
+                with _stop_on_signals() as stop:
+                    run_forever(store, publishers, stop=stop, poll=poll, batch=batch,
+                                max_backoff=config.max_backoff_seconds, on_report=seen)
+                report = reports[0] if reports else deliver(store, publishers, batch=batch,
+                                                            max_backoff=config.max_backoff_seconds)
+                # The summary counts what the whole run delivered, not only its last pass.
+                report = dataclasses.replace(report, sinks=tuple(
+                    dataclasses.replace(s, delivered=totals.get(s.name, s.delivered)) for s in report.sinks))
+            elif wait is not None:
+                report = deliver_until_empty(store, publishers, timeout=wait, batch=batch,
+                                             max_backoff=config.max_backoff_seconds)
+            else:
+                report = deliver(store, publishers, batch=batch, max_backoff=config.max_backoff_seconds)
+    finally:
+        _close(publishers)
     if json_output:
-        _emit(None, text=_dump("patchline/events-delivery/v1", _report_doc(report)))
+        emit(None, text=dump("patchline/events-delivery/v1", _report_doc(report)))
     else:
-        _emit(None, table=lambda console: _report_table(report, console))
+        emit(None, table=lambda console: _report_table(report, console))
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _event_doc(event: Event) -> dict[str, Any]:
-    return {"seq": event.seq, "event_id": event.event_id, "type": event.type, "subject": event.subject,
-            "time": event.time, "data": dict(event.data)}
 
 
 def _events_table(events: list[Event], console: Console) -> None:
@@ -185,15 +176,12 @@ def list_command(
     json_output: JsonOption = False,
 ) -> None:
     """The outbox's events, oldest first."""
-    try:
-        with _store(db) as store:
-            events = store.events(after=after, limit=limit, types=types or ())
-    except Error as exc:
-        _fail(exc)
+    with open_db(db) as store:
+        events = store.events(after=after, limit=limit, types=types or ())
     if json_output:
-        _emit(None, text=_dump("patchline/events/v1", {"events": [_event_doc(e) for e in events]}))
+        emit(None, text=dump("patchline/events/v1", {"events": [e.as_dict() for e in events]}))
     else:
-        _emit(None, table=lambda console: _events_table(events, console))
+        emit(None, table=lambda console: _events_table(events, console))
 
 
 def _status_rows(rows: list[SinkRow], configured: list[str]) -> list[dict[str, Any]]:
@@ -228,7 +216,7 @@ def _status_table(rows: list[dict[str, Any]], console: Console) -> None:
 
 def _warn_unsigned(events: EventsConfig) -> None:
     """A webhook without a secret sends events nobody can tell from forged ones: say so every time."""
-    from patchline.events._webhook import webhook_sink
+    from patchline.events import webhook_sink
 
     for hook in events.webhooks:
         if not hook.secret and not hook.secret_env:
@@ -239,23 +227,19 @@ def _warn_unsigned(events: EventsConfig) -> None:
 @events_app.command("status")
 def status_command(db: DbOption = None, json_output: JsonOption = False) -> None:
     """Each sink: how far it is delivered, its backlog, its last error and next retry."""
-    from patchline.events._deliver import sink_names
-    from patchline.events._webhook import legacy_webhook_sink, webhook_sink
+    from patchline.events import legacy_webhook_sink, sink_names, webhook_sink
 
-    try:
-        events = state.config().events
-        _warn_unsigned(events)
-        configured = sink_names(events)
-        with _store(db) as store:
-            for hook in events.webhooks:  # rows from before sink names were redacted
-                store.rename_sink(legacy_webhook_sink(hook.url), webhook_sink(hook.url))
-            rows = _status_rows(store.sinks(), configured)
-            for r in rows:
-                if r["backlog"] is None:  # configured, never delivered to: the whole outbox waits
-                    r["backlog"] = store.sink(r["name"]).backlog
-    except Error as exc:
-        _fail(exc)
+    events = state.config().events
+    _warn_unsigned(events)
+    configured = sink_names(events)
+    with open_db(db) as store:
+        for hook in events.webhooks:  # rows from before sink names were redacted
+            store.rename_sink(legacy_webhook_sink(hook.url), webhook_sink(hook.url))
+        rows = _status_rows(store.sinks(), configured)
+        for r in rows:
+            if r["backlog"] is None:  # configured, never delivered to: the whole outbox waits
+                r["backlog"] = store.sink(r["name"]).backlog
     if json_output:
-        _emit(None, text=_dump("patchline/events-status/v1", {"sinks": rows}))
+        emit(None, text=dump("patchline/events-status/v1", {"sinks": rows}))
     else:
-        _emit(None, table=lambda console: _status_table(rows, console))
+        emit(None, table=lambda console: _status_table(rows, console))

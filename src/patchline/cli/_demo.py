@@ -13,18 +13,15 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from patchline._cli_fleet import _dump
-from patchline._cli_pipeline import _run_table, _who
-from patchline._demo import DemoDown, DemoOptions, DemoReport, default_workdir, demo_down, demo_up
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app, stderr
-from patchline.errors import Error
+from patchline.cli._options import requested_by
+from patchline.cli._output import dump, emit, render_run, stderr
+from patchline.demo import DemoDown, DemoOptions, DemoReport, default_workdir, demo_down, demo_up
 
 demo_app = typer.Typer(rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(demo_app, name="demo")
 
 WorkdirOption = Annotated[Path | None, typer.Option(
     "--workdir", help="The demo's directory (fleet, store, keys, registry storage, logs); "
@@ -154,7 +151,7 @@ def render_demo(report: DemoReport, console: Console) -> None:
     console.print(services)
 
     console.print("\n[bold]5. The run[/]")
-    _run_table(report.run, console)
+    render_run(report.run, console)
     timings = _table("\nTimings", "PHASE", "SECONDS", "WHAT HAPPENED")
     for phase in report.phases:
         timings.add_row(escape(phase.name), f"{phase.seconds:.1f}", escape(phase.what))
@@ -193,16 +190,13 @@ def demo(
     if ctx.invoked_subcommand is not None:
         return
     options = DemoOptions(workdir=workdir or default_workdir(), registry_port=registry_port, port_base=port_base,
-                          name_prefix=name_prefix, rebuild_base=rebuild_base, fleet=fleet, triggered_by=_who())
-    try:
-        with _progress() as progress:
-            report = demo_up(options, progress=progress)
-    except Error as exc:
-        _fail(exc)
+                          name_prefix=name_prefix, rebuild_base=rebuild_base, fleet=fleet, triggered_by=requested_by())
+    with _progress() as progress:
+        report = demo_up(options, progress=progress)
     if json_output:
-        _emit(None, text=report.document())
+        emit(None, text=report.document())
     else:
-        _emit(None, table=lambda console: render_demo(report, console))
+        emit(None, table=lambda console: render_demo(report, console))
     if not report.ok:
         raise typer.Exit(1)
 
@@ -215,20 +209,17 @@ def down(
     json_output: Annotated[bool, typer.Option("--json", help="What was stopped, as JSON.")] = False,
 ) -> None:
     """Stop the demo: its services' containers, the registry it started, its registries.d entries, its gpg agent."""
-    try:
-        with _progress() as progress:
-            result: DemoDown = demo_down(workdir or default_workdir(), purge=purge, progress=progress.say)
-    except Error as exc:
-        _fail(exc)
+    with _progress() as progress:
+        result: DemoDown = demo_down(workdir or default_workdir(), purge=purge, progress=progress.say)
     if json_output:
-        _emit(None, text=_dump("patchline/demo-down/v1", result.as_dict()))
+        emit(None, text=dump("patchline/demo-down/v1", result.as_dict()))
         return
     if not result.found:
-        _emit(None, text=f"no demo in {result.workdir}")
+        emit(None, text=f"no demo in {result.workdir}")
         return
     parts = [f"removed {len(result.containers_removed)} container(s)",
              f"stopped the registry (pid {result.registry_stopped})" if result.registry_stopped
              else "no registry of the demo's was running"]
     if result.purged:
         parts.append(f"deleted {result.workdir}")
-    _emit(None, text="demo down: " + "; ".join(parts))
+    emit(None, text="demo down: " + "; ".join(parts))

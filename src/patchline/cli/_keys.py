@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app, state, stderr
-from patchline.errors import Error
-
-if TYPE_CHECKING:
-    from patchline.sign.interface import SigningKeys
+from patchline.cli._options import state
+from patchline.cli._output import dump, emit, stderr
 
 keys_app = typer.Typer(help="patchline's signing keys: generate them, show them.", no_args_is_help=True,
                        rich_markup_mode=None)
-app.add_typer(keys_app, name="keys")
 
 
-def _document(keys: SigningKeys, uid: str | None) -> dict[str, Any]:
-    return {"schema": "patchline/keys/v1", "directory": str(keys.directory), "fingerprint": keys.fingerprint,
-            "uid": uid, "gnupg_home": str(keys.gnupg_home), "gpg_public_key": str(keys.gpg_public_key),
-            "cosign_private_key": str(keys.cosign_private_key), "cosign_public_key": str(keys.cosign_public_key)}
+KEYS_SCHEMA = "patchline/keys/v1"
 
 
-def _render(document: dict[str, Any], console: Console) -> None:
+def _render(document: Mapping[str, str | None], console: Console) -> None:
     table = Table(show_header=False, show_edge=False, pad_edge=False, box=None)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -47,18 +40,15 @@ def generate(
     json_output: Annotated[bool, typer.Option("--json", help="Print the keys as JSON.")] = False,
 ) -> None:
     """Create patchline's signing keys in its own key directory (never the user's keyring)."""
-    from patchline.sign._keys import generate_keys, key_uid
+    from patchline.sign import generate_keys, key_uid
 
-    try:
-        keys = generate_keys(state.config().sign, name=name, email=email, force=force)
-    except Error as exc:
-        _fail(exc)
-    document = _document(keys, key_uid(keys))
+    keys = generate_keys(state.config().sign, name=name, email=email, force=force)
+    document = keys.as_dict(uid=key_uid(keys))
     if json_output:
-        typer.echo(json.dumps(document, indent=2))
+        emit(None, text=dump(KEYS_SCHEMA, document))
         return
     stderr.print(f"[green]generated[/] signing keys in {escape(str(keys.directory))}")
-    _emit(None, table=lambda console: _render(document, console))
+    emit(None, table=lambda console: _render(document, console))
 
 
 @keys_app.command("show")
@@ -66,14 +56,11 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help="Print the keys as JSON.")] = False,
 ) -> None:
     """Show patchline's signing keys: fingerprint and file paths."""
-    from patchline.sign._keys import key_uid, load_keys
+    from patchline.sign import key_uid, load_keys
 
-    try:
-        keys = load_keys(state.config().sign)
-    except Error as exc:
-        _fail(exc)
-    document = _document(keys, key_uid(keys))
+    keys = load_keys(state.config().sign)
+    document = keys.as_dict(uid=key_uid(keys))
     if json_output:
-        typer.echo(json.dumps(document, indent=2))
+        emit(None, text=dump(KEYS_SCHEMA, document))
         return
-    _emit(None, table=lambda console: _render(document, console))
+    emit(None, table=lambda console: _render(document, console))

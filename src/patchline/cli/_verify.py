@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from patchline._cli_fleet import DbOption, _store
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app, state
-from patchline.errors import Error, SignError
+from patchline.cli._options import DbOption, open_db, state
+from patchline.cli._output import dump, emit
+from patchline.errors import SignError
 
 if TYPE_CHECKING:
     from patchline.sign import ImageVerification
@@ -36,7 +35,6 @@ def _render(result: ImageVerification, console: Console) -> None:
                          or "scratch"))
 
 
-@app.command("verify")
 def verify(
     image: Annotated[str, typer.Argument(help="The image: REPOSITORY@sha256:DIGEST (as `rollout --to` takes it).")],
     key: Annotated[Path | None, typer.Option("--key", help="Verify the cosign signature and the provenance with "
@@ -53,21 +51,18 @@ def verify(
     from patchline.sign.interface import SignOptions
 
     config = state.config()
-    try:
-        keys = load_keys(config.sign)
-        options = SignOptions(keys=keys, config=config.sign, insecure=frozenset(config.registries.insecure))
-        digest = image.partition("@")[2]
-        if not digest:
-            raise SignError(f"{image!r} is not REPOSITORY@sha256:DIGEST: verify an image by its digest")
-        with _store(db) as store:
-            build = store.build_of(digest)
-        result = verify_attachments(options, image, bases=dict(build.bases) if build is not None else None,
-                                    cosign_key=key)
-    except Error as exc:
-        _fail(exc)
+    keys = load_keys(config.sign)
+    options = SignOptions(keys=keys, config=config.sign, insecure=frozenset(config.registries.insecure))
+    digest = image.partition("@")[2]
+    if not digest:
+        raise SignError(f"{image!r} is not REPOSITORY@sha256:DIGEST: verify an image by its digest")
+    with open_db(db) as store:
+        build = store.build_of(digest)
+    result = verify_attachments(options, image, bases=dict(build.bases) if build is not None else None,
+                                cosign_key=key)
     if json_output:
-        _emit(None, text=json.dumps({"schema": "patchline/verify/v1", **result.as_dict()}, indent=2) + "\n")
+        emit(None, text=dump("patchline/verify/v1", result.as_dict()))
     else:
-        _emit(None, table=lambda console: _render(result, console))
+        emit(None, table=lambda console: _render(result, console))
     if not result.ok:
         raise typer.Exit(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from patchline.policy._rules import PolicyDecision, check_bases
+from patchline.policy import PolicyDecision, check_bases
 
 if TYPE_CHECKING:
     from patchline._config import Config
@@ -15,7 +15,7 @@ def image_policy(config: Config, store: Store, image: str) -> PolicyDecision:
     """The rollout's rules on ``repository@digest`` and, when recipes build it, the plan's rules on the outside
     bases it is built FROM (their creation dates and signatures looked up live, as the plan does)."""
     from patchline import _clock
-    from patchline.build._state import StorePlanState, base_facts
+    from patchline.build import StorePlanState, base_facts
     from patchline.rollout._service import image_bases, rollout_decision
 
     decision = rollout_decision(config, store, image)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from patchline._cli_fleet import DbOption, Format, FormatOption, JsonOption, _dump, _format, _store
 from patchline._term import escape
-from patchline.cli import _emit, _fail, app, state, stderr
-from patchline.errors import Error
+from patchline.cli._options import DbOption, Format, FormatOption, JsonOption, chosen_format, open_db, state
+from patchline.cli._output import dump, emit, say, stderr, warn_undelivered
+from patchline.errors import ConfigError
 
 if TYPE_CHECKING:
     from patchline._config import Config
@@ -23,44 +23,22 @@ _STATE_STYLE = {"succeeded": "green", "rolled-back": "yellow", "failed": "bold r
                 "rolling-back": "yellow"}
 
 
-def _say(line: str) -> None:
-    stderr.print(escape(line), style="dim", soft_wrap=True)
-
-
-def deliver_events(config: Config, store: Store) -> None:
-    """Best effort after a state change: what cannot be delivered now waits in the outbox."""
-    from patchline.events import deliver_configured
-
-    report = deliver_configured(store, config.events)
-    for sink in report.sinks if report is not None else ():
-        if sink.failed:
-            stderr.print(f"[yellow]events: {escape(sink.name)}: {escape(sink.error)}; {sink.backlog} event(s) kept "
-                         "in the outbox (`patchline events deliver` retries)[/]")
-
-
-def _result_dict(result: RolloutResult) -> dict[str, Any]:
-    return {"rollout_id": result.rollout_id, "service": result.service, "state": result.state.value,
-            "from_image": result.from_image, "to_image": result.to_image, "reason": result.reason,
-            "timings": dict(result.timings)}
-
-
 def _run(db: str | None, fmt: Format, work: Callable[[Config, Store], list[RolloutResult]]) -> None:
     """Run rollouts, deliver the events they wrote (even when one fails), render, set the exit code."""
-    try:
-        config = state.config()
-        with _store(db) as store:
-            try:
-                results = work(config, store)
-            finally:
-                deliver_events(config, store)
-    except Error as exc:
-        _fail(exc)
+    from patchline.events import deliver_configured
+
+    config = state.config()
+    with open_db(db) as store:
+        try:
+            results = work(config, store)
+        finally:
+            warn_undelivered(deliver_configured(store, config.events))
     _finish(results, fmt)
 
 
 def _finish(results: list[RolloutResult], fmt: Format) -> None:
     if fmt is Format.JSON:
-        _emit(None, text=_dump("patchline/rollout/v1", {"rollouts": [_result_dict(r) for r in results]}))
+        emit(None, text=dump("patchline/rollout/v1", {"rollouts": [r.as_dict() for r in results]}))
     else:
         for r in results:
             style = _STATE_STYLE.get(r.state.value, "")
@@ -70,7 +48,6 @@ def _finish(results: list[RolloutResult], fmt: Format) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
 def rollout(
     service: Annotated[str | None, typer.Argument(help="A service of [[services]]; omit with --resume")] = None,
     to: Annotated[str | None, typer.Option("--to", help="sha256:... or repository@sha256:...; default: the "
@@ -92,20 +69,19 @@ def rollout(
     from patchline.rollout import resume_service_rollouts, rollout_service
 
     if strategy is not None and strategy not in ("rolling", "canary", "all-at-once"):
-        _fail(Error(f"unknown strategy {strategy!r}: rolling, canary or all-at-once"))
+        raise ConfigError(f"unknown strategy {strategy!r}: rolling, canary or all-at-once")
     if service is None and not resume_only:
-        _fail(Error("name a service (or --resume to finish unfinished rollouts)"))
+        raise ConfigError("name a service (or --resume to finish unfinished rollouts)")
 
     def work(config: Config, store: Store) -> list[RolloutResult]:
         if resume_only:
-            return resume_service_rollouts(config, store, progress=_say)
+            return resume_service_rollouts(config, store, progress=say)
         assert service is not None
-        return [rollout_service(config, store, service, to=to, strategy=strategy, progress=_say)]
+        return [rollout_service(config, store, service, to=to, strategy=strategy, progress=say)]
 
-    _run(db, _format(output_format, json_output), work)
+    _run(db, chosen_format(output_format, json_output), work)
 
 
-@app.command()
 def rollback(
     service: Annotated[str, typer.Argument(help="A service of [[services]]")],
     db: DbOption = None,
@@ -115,8 +91,8 @@ def rollback(
     """Roll a service back to the image it ran before its last successful rollout (one replica at a time)."""
     from patchline.rollout import rollback_service
 
-    _run(db, _format(output_format, json_output),
-         lambda config, store: [rollback_service(config, store, service, progress=_say)])
+    _run(db, chosen_format(output_format, json_output),
+         lambda config, store: [rollback_service(config, store, service, progress=say)])
 
 
 def _status_table(statuses: list[ServiceStatus], console: Console) -> None:
@@ -140,7 +116,6 @@ def _status_table(statuses: list[ServiceStatus], console: Console) -> None:
             console.print(f"[dim]unpromotable: {', '.join(d[:19] for d in s.unpromotable)}[/]")
 
 
-@app.command()
 def status(
     db: DbOption = None,
     output_format: FormatOption = Format.TABLE,
@@ -149,15 +124,12 @@ def status(
     """The services: replicas, the digest each runs, health, restarts, the last rollout."""
     from patchline.rollout import PodmanTarget, service_status
 
-    fmt = _format(output_format, json_output)
-    try:
-        config = state.config()
-        with _store(db) as store:
-            target = PodmanTarget(policy=None, insecure=frozenset(config.registries.insecure))  # status never pulls
-            statuses = service_status(config, store, target)
-    except Error as exc:
-        _fail(exc)
+    fmt = chosen_format(output_format, json_output)
+    config = state.config()
+    with open_db(db) as store:
+        target = PodmanTarget(policy=None, insecure=frozenset(config.registries.insecure))  # status never pulls
+        statuses = service_status(config, store, target)
     if fmt is Format.JSON:
-        _emit(None, text=_dump("patchline/status/v1", {"services": [s.as_dict() for s in statuses]}))
+        emit(None, text=dump("patchline/status/v1", {"services": [s.as_dict() for s in statuses]}))
     else:
-        _emit(None, table=lambda console: _status_table(statuses, console))
+        emit(None, table=lambda console: _status_table(statuses, console))
