@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from patchline._http import tls_context
 from patchline.errors import AuthError, RegistryError
 
 __all__ = [
@@ -427,6 +428,11 @@ class RegistryAuthenticator:
                             "sends credentials over https only, unless the registry is configured insecure")
         service = challenge.params.get("service")
         credential = self.credential()
+        client, own = self._client, None
+        if self._insecure and realm.startswith("https://") and _authority(realm) != self._host.lower():
+            # An insecure registry is insecure for its own host only: a token server elsewhere gets the
+            # credentials, so its certificate is checked.
+            own = client = httpx.Client(verify=tls_context(), timeout=self._client.timeout, follow_redirects=False)
         try:
             if credential is not None and credential.identity_token:
                 form = {
@@ -437,7 +443,7 @@ class RegistryAuthenticator:
                 }
                 if service:
                     form["service"] = service
-                response = self._client.post(realm, data=form)
+                response = client.post(realm, data=form)
             else:
                 query: dict[str, str] = {"scope": scope}
                 if service:
@@ -446,11 +452,14 @@ class RegistryAuthenticator:
                 if credential is not None and credential.has_password:
                     headers = self._basic_header(required=True)
                     query["account"] = credential.username or ""
-                response = self._client.get(realm, params=query, headers=headers)
+                response = client.get(realm, params=query, headers=headers)
         except httpx.HTTPError as exc:
             raise RegistryError(
                 f"cannot get a token for {self._registry} from {realm}: {exc}"
             ) from exc
+        finally:
+            if own is not None:
+                own.close()
         if response.status_code in (401, 403):
             who = f"user {credential.username!r}" if credential and credential.username else (
                 "anonymous access"

@@ -294,3 +294,67 @@ def test_an_oversized_token_response_is_refused(stub_registry: StubRegistry, no_
     stub_registry.routes["/token"] = Reply(200, b'{"token": "' + b"a" * (2 << 20) + b'"}')
     with _source(stub_registry, no_credentials) as source, pytest.raises(RegistryError, match="more than 1024 KiB"):
         source.resolve()
+
+
+def _https_token_server(tmp_path: Path) -> tuple[str, list[str], object]:
+    """An https server on 127.0.0.1 with a self-signed certificate nobody trusts; it records the paths asked."""
+    import datetime as dt
+    import http.server
+    import ipaddress
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(when).not_valid_after(when + dt.timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(
+                "127.0.0.1"))]), critical=False).sign(key, hashes.SHA256()))
+    (tmp_path / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = b'{"token": "t"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"https://127.0.0.1:{server.server_address[1]}", asked, server
+
+
+def test_an_insecure_registry_does_not_make_its_token_server_insecure(
+        stub_registry: StubRegistry, tmp_path: Path) -> None:
+    """--insecure names one registry host: a token server elsewhere must still show a trusted certificate
+    before the password goes to it (a self-signed one here: refused, nothing asked of it)."""
+    url, asked, server = _https_token_server(tmp_path)
+    try:
+        _challenging(stub_registry, f"{url}/token")
+        path = tmp_path / "auth.json"
+        encoded = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_PASSWORD}".encode()).decode()
+        path.write_text(json.dumps({"auths": {stub_registry.host: {"auth": encoded}}}))
+        ref = ImageRef(stub_registry.host, REPO, "1")
+        with RegistrySource(ref, insecure=True, auth=CredentialStore([path]), timeout=5) as source, \
+                pytest.raises(RegistryError, match=r"cannot get a token .*CERTIFICATE_VERIFY_FAILED"):
+            source.resolve()
+        assert asked == []  # the TLS handshake failed: no request, no password
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
