@@ -176,8 +176,15 @@ def _on(world: World, store: Store, image: str) -> None:
 
 
 def _images(world: World, store: Store) -> list[str]:
-    with PodmanTarget(policy=None) as target:
-        status = service_status(world.config, store, target)[0]
+    """The image each replica runs, once every replica answers its health check (a replica of a loaded
+    two-core machine may miss one 2 s probe; one that stays down for 10 s fails the test)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with PodmanTarget(policy=None) as target:
+            status = service_status(world.config, store, target)[0]
+        if all(r.probe.healthy for r in status.replicas) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert all(r.probe.healthy for r in status.replicas), [r.probe for r in status.replicas]
     return [r.replica.image for r in status.replicas]
 
