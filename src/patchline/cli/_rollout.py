@@ -122,12 +122,12 @@ def status(
     json_output: JsonOption = False,
 ) -> None:
     """The services: replicas, the digest each runs, health, restarts, the last rollout."""
-    from patchline.rollout import PodmanTarget, service_status
+    from patchline.rollout import make_target, service_status
 
     fmt = chosen_format(output_format, json_output)
     config = state.config()
     with open_db(db) as store:
-        target = PodmanTarget(policy=None, insecure=frozenset(config.registries.insecure))  # status never pulls
+        target = make_target(config, pulls=False)  # status looks and probes, never pulls
         statuses = service_status(config, store, target)
     if fmt is Format.JSON:
         emit(None, text=dump("patchline/status/v1", {"services": [s.as_dict() for s in statuses]}))
