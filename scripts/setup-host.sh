@@ -34,6 +34,8 @@ APT_PACKAGES=(
     rabbitmq-server # AMQP broker binaries for the event tests' private node (the system node is not used)
     runsc           # gVisor: services with runtime = "runsc" run on its user-space kernel
     golang-1.19-go  # Go 1.19.8: the Go binaries the Go cataloger tests build
+    rustc binutils  # a Rust binary given a cargo-auditable section (objcopy) for the Rust cataloger test
+    unzip           # the Java cataloger test reads real jars' pom.properties with it, as an oracle
 )
 APT_FRESH_MINUTES=360
 PROBE_IMAGE=localhost/patchline/probe:busybox

@@ -57,7 +57,7 @@ class JavaImage:
 def _run(argv: list[str], cwd: Path | None = None) -> bytes:
     done = subprocess.run(argv, cwd=cwd, capture_output=True, check=False)
     if done.returncode != 0:
-        pytest.skip(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace').strip()[-300:]}")
+        pytest.fail(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace').strip()[-300:]}")
     return done.stdout
 
 
