@@ -47,12 +47,10 @@ def verify(
     The provenance must be signed by the key, name IMAGE's digest as its subject and the bases the store
     recorded for the build; the SBOM must be the one the provenance names. A check [sign] turns off is skipped.
     """
-    from patchline.sign import load_keys, verify_attachments
-    from patchline.sign.interface import SignOptions
+    from patchline.sign import verifier_options, verify_attachments
 
     config = state.config()
-    keys = load_keys(config.sign)
-    options = SignOptions(keys=keys, config=config.sign, insecure=frozenset(config.registries.insecure))
+    options = verifier_options(config)
     digest = image.partition("@")[2]
     if not digest:
         raise SignError(f"{image!r} is not REPOSITORY@sha256:DIGEST: verify an image by its digest")

@@ -142,12 +142,10 @@ def rollout_decision(config: Config, store: Store, image: str, *, service: str |
 
 def _attestations(config: Config, store: Store, image: str) -> dict[str, tuple[str, str]]:
     """What ``patchline verify`` says of ``image``: each check's (state, evidence); an error fails them all."""
-    from patchline.sign import CHECKS, load_keys, verify_attachments
-    from patchline.sign.interface import SignOptions
+    from patchline.sign import CHECKS, verifier_options, verify_attachments
 
     try:
-        options = SignOptions(keys=load_keys(config.sign), config=config.sign,
-                              insecure=frozenset(config.registries.insecure))
+        options = verifier_options(config)
         build = store.build_of(image.rpartition("@")[2])
         result = verify_attachments(options, image, bases=dict(build.bases) if build is not None else None)
     except Error as exc:

@@ -90,6 +90,7 @@ __all__ = [
     "sign_options",
     "sign_pushed",
     "stop_agent",
+    "verifier_options",
     "verify_attachments",
     "verify_cosign",
     "verify_image",
@@ -110,6 +111,11 @@ def sign_options(config: Config, *, say: Callable[[str], None] | None = None) ->
         if say is not None:
             say(f"generated patchline's signing keys in {keys.directory} (GPG {keys.fingerprint})")
     return SignOptions(keys=keys, config=config.sign, insecure=frozenset(config.registries.insecure))
+
+
+def verifier_options(config: Config) -> SignOptions:
+    """``[sign]`` as options for checking what was pushed: patchline's keys must exist (never made here)."""
+    return SignOptions(keys=load_keys(config.sign), config=config.sign, insecure=frozenset(config.registries.insecure))
 
 
 def sign_pushed(options: SignOptions, *, repository: str, manifest_digest: str, sbom: bytes | None,
